@@ -1,0 +1,5 @@
+"""Allow ``python -m edgercnn``."""
+
+from edgercnn.cli import main
+
+raise SystemExit(main())

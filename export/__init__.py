@@ -1,0 +1,1 @@
+"""Build-host side: torch models -> static-shape deploy graph -> ONNX / TensorRT artefacts."""
