@@ -1,0 +1,99 @@
+"""The backend interface and the factory that picks one for a model file.
+
+A backend module (``runtime/backends/<name>.py``) exposes
+``create(model_path: Path, config: ModelConfig, options: BackendOptions) -> Backend``; it is
+imported only when chosen, so a camera without TensorRT never imports it, and a build host without
+onnxruntime-gpu still opens engines.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from runtime.config import ENGINE_SUFFIXES, ModelConfig
+from runtime.errors import BackendError
+
+# backend name -> module implementing ``create``
+BACKEND_MODULES: dict[str, str] = {
+    "onnxruntime": "runtime.backends.onnxruntime",
+    "tensorrt": "runtime.backends.tensorrt",
+}
+DEVICES = ("auto", "cpu", "cuda", "tensorrt")
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One graph input or output: name, shape (None for a dynamic axis) and numpy dtype name."""
+
+    name: str
+    shape: tuple[int | None, ...]
+    dtype: str
+
+
+@dataclass
+class BackendOptions:
+    """How to run: ``device`` is auto | cpu | cuda | tensorrt (the onnxruntime provider or GPU);
+    ``threads`` the intra-op thread count (None: the library default); ``extra`` backend-specific."""
+
+    device: str = "auto"
+    threads: int | None = None
+    device_id: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Loaded model that runs one batch: ``infer`` maps the image batch to the named outputs."""
+
+    name: str  # e.g. "onnxruntime[CPUExecutionProvider]"
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+
+    def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]: ...
+
+    def close(self) -> None: ...
+
+
+def available_backends() -> list[str]:
+    return list(BACKEND_MODULES)
+
+
+def choose_backend_name(model_path: Path, backend: str) -> str:
+    if backend != "auto":
+        if backend not in BACKEND_MODULES:
+            raise BackendError(
+                f"{model_path}: unknown backend {backend!r} (choose from auto, {', '.join(BACKEND_MODULES)})"
+            )
+        return backend
+    return "tensorrt" if model_path.suffix in ENGINE_SUFFIXES else "onnxruntime"
+
+
+def open_backend(
+    path: str | Path,
+    backend: str = "auto",
+    device: str = "auto",
+    threads: int | None = None,
+    config: ModelConfig | None = None,
+    **extra: Any,
+) -> Backend:
+    """Open ``path`` with the named backend ("auto": engines -> tensorrt, ONNX -> onnxruntime)."""
+    model_path = Path(path)
+    if device not in DEVICES:
+        raise BackendError(f"{model_path}: unknown device {device!r} (choose from {', '.join(DEVICES)})")
+    if threads is not None and threads < 1:
+        raise BackendError(f"{model_path}: threads must be >= 1, got {threads}")
+    config = config or ModelConfig.from_model_file(model_path)
+    name = choose_backend_name(model_path, backend)
+    try:
+        module = importlib.import_module(BACKEND_MODULES[name])
+    except ModuleNotFoundError as exc:
+        raise BackendError(
+            f"{model_path}: the {name} backend needs the Python package {exc.name!r}, which is not installed"
+        ) from exc
+    options = BackendOptions(device=device, threads=threads, extra=dict(extra))
+    return module.create(model_path, config, options)

@@ -1,0 +1,83 @@
+"""``Detector``: a model file + a backend -> detections on BGR images, every stage timed."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from runtime.backends.base import Backend, open_backend
+from runtime.config import ModelConfig
+from runtime.detections import Detections, MaskCrop
+from runtime.postprocess import class_ids, postprocess
+from runtime.preprocess import prepare_batch
+
+__all__ = ["Detections", "Detector", "MaskCrop"]
+
+
+class Detector:
+    """Runs a self-describing model file; ``detect`` takes any number of images and batches them."""
+
+    def __init__(
+        self,
+        config: ModelConfig,
+        backend: Backend,
+        score_threshold: float | None = None,
+        classes: Iterable[int | str] | None = None,
+    ) -> None:
+        self.config = config
+        self.backend = backend
+        self.score_threshold = score_threshold
+        self.classes = class_ids(classes, config.class_names)
+
+    @classmethod
+    def open(
+        cls,
+        path: str | Path,
+        backend: str = "auto",
+        device: str = "auto",
+        threads: int | None = None,
+        score_threshold: float | None = None,
+        classes: Iterable[int | str] | None = None,
+    ) -> Detector:
+        config = ModelConfig.from_model_file(path)
+        engine = open_backend(path, backend=backend, device=device, threads=threads, config=config)
+        return cls(config, engine, score_threshold=score_threshold, classes=classes)
+
+    @property
+    def batch_size(self) -> int | None:
+        """The graph's fixed batch, or None when it takes any batch."""
+        return self.config.batch
+
+    def detect(
+        self,
+        images_bgr: list[np.ndarray],
+        score_threshold: float | None = None,
+        classes: Iterable[int | str] | None = None,
+    ) -> list[Detections]:
+        """Detections per image, in order. ``timings`` hold the seconds of the batch it ran in."""
+        if isinstance(images_bgr, np.ndarray):
+            images_bgr = [images_bgr]
+        score = self.score_threshold if score_threshold is None else score_threshold
+        wanted = self.classes if classes is None else class_ids(classes, self.config.class_names)
+        step = self.batch_size or max(len(images_bgr), 1)
+        results: list[Detections] = []
+        for start in range(0, len(images_bgr), step):
+            chunk = images_bgr[start : start + step]
+            t0 = time.perf_counter()
+            batch, transforms = prepare_batch(chunk, self.config, batch_size=self.batch_size)
+            t1 = time.perf_counter()
+            outputs = self.backend.infer(batch)
+            t2 = time.perf_counter()
+            dets = postprocess(outputs, transforms, self.config, score_threshold=score, classes=wanted)
+            t3 = time.perf_counter()
+            timings = {"preprocess": t1 - t0, "infer": t2 - t1, "postprocess": t3 - t2, "batch": len(chunk)}
+            for d in dets:
+                d.timings = dict(timings)
+            results.extend(dets)
+        return results
+
+    def close(self) -> None:
+        self.backend.close()
