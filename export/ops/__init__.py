@@ -40,14 +40,34 @@ def _multi_level_roi_align_op(
     eps: float,
 ) -> torch.Tensor:
     return multi_level_roi_align_reference(
-        rois, features, output_height, output_width, spatial_scales, sampling_ratio, aligned, mode,
-        canonical_scale, canonical_level, eps,
-    )  # fmt: skip
+        rois,
+        features,
+        output_height,
+        output_width,
+        spatial_scales,
+        sampling_ratio,
+        aligned,
+        mode,
+        canonical_scale,
+        canonical_level,
+        eps,
+    )
 
 
 @_multi_level_roi_align_op.register_fake
-def _(rois, features, output_height, output_width, spatial_scales, sampling_ratio, aligned, mode,
-      canonical_scale, canonical_level, eps):  # fmt: skip
+def _(
+    rois,
+    features,
+    output_height,
+    output_width,
+    spatial_scales,
+    sampling_ratio,
+    aligned,
+    mode,
+    canonical_scale,
+    canonical_level,
+    eps,
+):
     n, r, _ = rois.shape
     return features[0].new_empty((n, r, features[0].shape[1], output_height, output_width))
 
@@ -100,10 +120,18 @@ def multi_level_roi_align(
     if rois.dim() != 3 or rois.shape[-1] != 4:
         raise ValueError(f"multi_level_roi_align rois must be [N, R, 4], got {list(rois.shape)}")
     return _multi_level_roi_align_op(
-        rois, list(features), int(output_size[0]), int(output_size[1]),
-        [float(s) for s in spatial_scales], int(sampling_ratio), bool(aligned), _MODES[mode],
-        int(canonical_scale), int(canonical_level), float(eps),
-    )  # fmt: skip
+        rois,
+        list(features),
+        int(output_size[0]),
+        int(output_size[1]),
+        [float(s) for s in spatial_scales],
+        int(sampling_ratio),
+        bool(aligned),
+        _MODES[mode],
+        int(canonical_scale),
+        int(canonical_level),
+        float(eps),
+    )
 
 
 def batched_nms(
@@ -131,9 +159,14 @@ def batched_nms(
     if idxs.dtype != torch.int64:
         idxs = idxs.to(torch.int64)
     return _batched_nms_op(
-        boxes, scores, idxs, float(iou_threshold), float(score_threshold), int(max_output),
+        boxes,
+        scores,
+        idxs,
+        float(iou_threshold),
+        float(score_threshold),
+        int(max_output),
         int(pre_nms_top_n),
-    )  # fmt: skip
+    )
 
 
 def translation_table(flavour: str) -> dict:

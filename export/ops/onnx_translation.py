@@ -1,0 +1,352 @@
+"""ONNX translations of the ``edgercnn`` custom ops for ``torch.onnx.export(dynamo=True)``.
+
+Two flavours (see ``plugins/README.md``):
+- ``portable``: standard ONNX ops (opset 18) that onnxruntime or any runtime runs. ONNX ``RoiAlign``
+  and ``MaxRoiPool`` are torchvision's ``roi_align`` / ``roi_pool`` once ``aligned`` is mapped to
+  ``coordinate_transformation_mode`` and the sampling ratio clamped at 0 (ONNX's "adaptive");
+  ``NonMaxSuppression`` runs class-aware on an ``[N, classes, B]`` score layout, then the kept boxes
+  are merged by score with ``TopK`` (ties: lower index first, as torchvision's stable ``nms``).
+- ``tensorrt``: one plugin node per op, exactly the contract's op type, domain and attributes.
+
+The functions are traced by the exporter (plain Python calling onnxscript ops), so attributes
+arrive as Python values and the variable number of feature maps as a Python list.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Literal
+
+import onnx
+import onnx.defs
+import onnxscript
+import torch
+from onnxscript import FLOAT, INT64, ir
+from onnxscript import opset18 as op
+
+PLUGIN_DOMAIN = "trt.plugins"
+PLUGIN_VERSION = "1"
+PLUGIN_NAMESPACE = "edgercnn"
+ROI_ALIGN_OP = "EdgeRCNN_MultiLevelRoIAlign"
+NMS_OP = "EdgeRCNN_BatchedNMS"
+
+Flavour = Literal["portable", "tensorrt"]
+
+# Per-level pooling strategy of the portable RoIAlign: "gather" pools each RoI once, from its
+# level only (NonZero/Gather/ScatterND); "select" pools every RoI on every level and keeps the
+# right one with Where (L times the pooling work, no data-dependent shapes).
+PORTABLE_LEVEL_STRATEGY: Literal["gather", "select"] = "gather"
+
+
+def _const_i64(values: Sequence[int]) -> INT64:
+    return op.Constant(value_ints=list(values))
+
+
+def _const_f32(value: float) -> FLOAT:
+    return op.Constant(value_float=float(value))
+
+
+def _to_float32(value):
+    """ONNX runtimes implement RoiAlign / NonMaxSuppression in float32; fp16 graphs cast around them."""
+    if value.dtype == ir.DataType.FLOAT:
+        return value
+    return op.Cast(value, to=onnx.TensorProto.FLOAT)
+
+
+def _levels_as_float(
+    flat_rois, spatial_scales: Sequence[float], canonical_scale: int, canonical_level: int, eps: float
+):
+    """torchvision LevelMapper as ONNX ops, level index as float ``[NR]``; NaN for boxes with a
+    negative area, which (as in torchvision) then match no level and pool to zeros."""
+    k_min = round(-math.log2(spatial_scales[0]))
+    k_max = round(-math.log2(spatial_scales[-1]))
+    x1 = op.Gather(flat_rois, _const_i64([0]), axis=1)
+    y1 = op.Gather(flat_rois, _const_i64([1]), axis=1)
+    x2 = op.Gather(flat_rois, _const_i64([2]), axis=1)
+    y2 = op.Gather(flat_rois, _const_i64([3]), axis=1)
+    size = op.Sqrt(op.Mul(op.Sub(x2, x1), op.Sub(y2, y1)))
+    log2 = op.Div(op.Log(op.Div(size, _const_f32(canonical_scale))), _const_f32(math.log(2.0)))
+    level = op.Floor(op.Add(op.Add(_const_f32(canonical_level), log2), _const_f32(eps)))
+    level = op.Clip(level, _const_f32(k_min), _const_f32(k_max))
+    return op.Reshape(op.Sub(level, _const_f32(k_min)), _const_i64([-1]))
+
+
+def _pool(
+    feature,
+    rois,
+    batch_index,
+    output_height: int,
+    output_width: int,
+    scale: float,
+    sampling_ratio: int,
+    aligned: bool,
+    mode: int,
+):
+    """One level: torchvision ``roi_align`` (mode 0) or ``roi_pool`` (mode 1) as an ONNX op."""
+    if mode == 1:
+        rois5 = op.Concat(
+            op.Unsqueeze(op.Cast(batch_index, to=onnx.TensorProto.FLOAT), _const_i64([1])), rois, axis=1
+        )
+        return op.MaxRoiPool(feature, rois5, pooled_shape=[output_height, output_width], spatial_scale=scale)
+    return op.RoiAlign(
+        feature,
+        rois,
+        batch_index,
+        coordinate_transformation_mode="half_pixel" if aligned else "output_half_pixel",
+        mode="avg",
+        output_height=output_height,
+        output_width=output_width,
+        sampling_ratio=max(int(sampling_ratio), 0),
+        spatial_scale=float(scale),
+    )
+
+
+def multi_level_roi_align_portable(
+    rois: FLOAT,
+    features: Sequence[FLOAT],
+    output_height: int,
+    output_width: int,
+    spatial_scales: Sequence[float],
+    sampling_ratio: int,
+    aligned: bool,
+    mode: int,
+    canonical_scale: int,
+    canonical_level: int,
+    eps: float,
+) -> FLOAT:
+    """``[N, R, 4]`` RoIs and L feature maps -> ``[N, R, C, oh, ow]`` with standard ONNX ops."""
+    out_dtype = features[0].dtype
+    rois32 = _to_float32(rois)
+    feats32 = [_to_float32(f) for f in features]
+    n = op.Shape(rois32, start=0, end=1)
+    r = op.Shape(rois32, start=1, end=2)
+    c = op.Shape(feats32[0], start=1, end=2)
+    flat = op.Reshape(rois32, _const_i64([-1, 4]))
+    image = op.Range(op.Constant(value_int=0), op.Squeeze(n, _const_i64([0])), op.Constant(value_int=1))
+    batch_index = op.Reshape(
+        op.Expand(op.Unsqueeze(image, _const_i64([1])), op.Concat(n, r, axis=0)), _const_i64([-1])
+    )
+    args = (output_height, output_width)
+    if len(feats32) == 1:
+        pooled = _pool(feats32[0], flat, batch_index, *args, spatial_scales[0], sampling_ratio, aligned, mode)
+    else:
+        level = _levels_as_float(flat, spatial_scales, canonical_scale, canonical_level, eps)
+        out_shape = op.Concat(op.Mul(n, r), c, _const_i64([output_height, output_width]), axis=0)
+        pooled = op.ConstantOfShape(out_shape, value=ir.tensor([0.0], dtype=ir.DataType.FLOAT))
+        if PORTABLE_LEVEL_STRATEGY == "select":
+            for index, (feature, scale) in enumerate(zip(feats32, spatial_scales, strict=True)):
+                at_level = op.Reshape(op.Equal(level, _const_f32(index)), _const_i64([-1, 1, 1, 1]))
+                candidate = _pool(feature, flat, batch_index, *args, scale, sampling_ratio, aligned, mode)
+                pooled = op.Where(at_level, candidate, pooled)
+        else:
+            rows_per_level, pooled_per_level = [], []
+            for index, (feature, scale) in enumerate(zip(feats32, spatial_scales, strict=True)):
+                rows = op.Reshape(op.NonZero(op.Equal(level, _const_f32(index))), _const_i64([-1]))
+                rows_per_level.append(rows)
+                pooled_per_level.append(
+                    _pool(
+                        feature,
+                        op.Gather(flat, rows, axis=0),
+                        op.Gather(batch_index, rows, axis=0),
+                        *args,
+                        scale,
+                        sampling_ratio,
+                        aligned,
+                        mode,
+                    )
+                )
+            rows = op.Unsqueeze(op.Concat(*rows_per_level, axis=0), _const_i64([1]))
+            pooled = op.ScatterND(pooled, rows, op.Concat(*pooled_per_level, axis=0))
+    out = op.Reshape(pooled, op.Concat(n, r, c, _const_i64([output_height, output_width]), axis=0))
+    if out_dtype != ir.DataType.FLOAT:
+        out = op.Cast(out, to=out_dtype.value)
+    return out
+
+
+def batched_nms_portable(
+    boxes: FLOAT,
+    scores: FLOAT,
+    idxs: INT64,
+    iou_threshold: float,
+    score_threshold: float,
+    max_output: int,
+    pre_nms_top_n: int,
+) -> tuple[INT64, INT64]:
+    """Class-aware NMS per image with ``NonMaxSuppression``, merged by score into a padded top-K."""
+    boxes32 = _to_float32(boxes)
+    scores32 = _to_float32(scores)
+    if idxs.dtype != ir.DataType.INT64:
+        idxs = op.Cast(idxs, to=onnx.TensorProto.INT64)
+    neg_inf = _const_f32(-math.inf)
+    zero, one = _const_f32(0.0), _const_f32(1.0)
+    num_boxes = op.Shape(scores32, start=1, end=2)
+    valid = op.Greater(scores32, _const_f32(score_threshold))
+    if pre_nms_top_n >= 0:
+        k = op.Min(num_boxes, _const_i64([pre_nms_top_n]))
+        _, best = op.TopK(op.Where(valid, scores32, neg_inf), k, axis=1, largest=1, sorted=1)
+        chosen = op.ScatterElements(op.Mul(scores32, zero), best, op.Add(op.Cast(best, to=1), one), axis=1)
+        valid = op.And(valid, op.Greater(chosen, zero))
+    # One NMS "class" per distinct idxs value in [min, max]: boxes of different values never interact.
+    lowest = op.ReduceMin(idxs, keepdims=0)
+    classes = op.Range(
+        lowest, op.Add(op.ReduceMax(idxs, keepdims=0), op.Constant(value_int=1)), op.Constant(value_int=1)
+    )
+    member = op.Equal(op.Unsqueeze(idxs, _const_i64([1])), op.Reshape(classes, _const_i64([1, -1, 1])))
+    member = op.And(member, op.Unsqueeze(valid, _const_i64([1])))
+    class_scores = op.Where(member, op.Unsqueeze(scores32, _const_i64([1])), neg_inf)
+    selected = op.NonMaxSuppression(
+        boxes32,
+        class_scores,
+        _const_i64([max_output]),
+        op.Constant(value_floats=[float(iou_threshold)]),
+        op.Constant(value_floats=[float(score_threshold)]),
+        center_point_box=0,
+    )
+    image_and_box = op.Gather(selected, _const_i64([0, 2]), axis=1)
+    ones = op.Expand(one, op.Shape(selected, start=0, end=1))
+    kept = op.ScatterND(op.Mul(scores32, zero), image_and_box, ones)
+    kept_scores = op.Where(op.Greater(kept, zero), scores32, neg_inf)
+    k = op.Min(num_boxes, _const_i64([max_output]))
+    _, order = op.TopK(kept_scores, k, axis=1, largest=1, sorted=1)
+    count = op.Cast(
+        op.Min(op.ReduceSum(kept, _const_i64([1]), keepdims=0), _const_f32(max_output)),
+        to=onnx.TensorProto.INT64,
+    )
+    position = op.Range(op.Constant(value_int=0), op.Squeeze(k, _const_i64([0])), op.Constant(value_int=1))
+    minus_one = op.Constant(value_int=-1)
+    keep = op.Where(
+        op.Less(op.Unsqueeze(position, _const_i64([0])), op.Unsqueeze(count, _const_i64([1]))),
+        order,
+        minus_one,
+    )
+    pad = op.Concat(_const_i64([0, 0, 0]), op.Sub(_const_i64([max_output]), k), axis=0)
+    keep = op.Pad(keep, pad, minus_one, mode="constant")
+    return keep, count
+
+
+def _register_plugin_schemas() -> None:
+    """Declare the plugin ops to ONNX (domain ``trt.plugins``) so onnxscript can emit them."""
+    attr = onnx.defs.OpSchema.Attribute
+    kind = onnx.defs.OpSchema.AttrType
+    param = onnx.defs.OpSchema.FormalParameter
+    variadic = onnx.defs.OpSchema.FormalParameterOption.Variadic
+    plugin_attrs = [attr("plugin_version", kind.STRING, ""), attr("plugin_namespace", kind.STRING, "")]
+    floats = ["tensor(float)", "tensor(float16)"]
+    schemas = [
+        onnx.defs.OpSchema(
+            ROI_ALIGN_OP,
+            PLUGIN_DOMAIN,
+            1,
+            "Fused multi-level RoIAlign (plugins/README.md section 1).",
+            inputs=[param("rois", "T"), param("features", "T", param_option=variadic, min_arity=1)],
+            outputs=[param("pooled", "T")],
+            type_constraints=[("T", floats, "")],
+            attributes=[
+                *plugin_attrs,
+                *(
+                    attr(name, kind.INT, "")
+                    for name in (
+                        "output_height",
+                        "output_width",
+                        "sampling_ratio",
+                        "aligned",
+                        "mode",
+                        "canonical_scale",
+                        "canonical_level",
+                    )
+                ),
+                attr("spatial_scales", kind.FLOATS, ""),
+                attr("eps", kind.FLOAT, ""),
+            ],
+        ),
+        onnx.defs.OpSchema(
+            NMS_OP,
+            PLUGIN_DOMAIN,
+            1,
+            "Batched class-aware NMS, padded output (plugins/README.md section 2).",
+            inputs=[param("boxes", "T"), param("scores", "T"), param("idxs", "I")],
+            outputs=[param("keep", "tensor(int64)"), param("count", "tensor(int64)")],
+            type_constraints=[("T", floats, ""), ("I", ["tensor(int64)", "tensor(int32)"], "")],
+            attributes=[
+                *plugin_attrs,
+                attr("iou_threshold", kind.FLOAT, ""),
+                attr("score_threshold", kind.FLOAT, ""),
+                attr("max_output", kind.INT, ""),
+                attr("pre_nms_top_n", kind.INT, ""),
+            ],
+        ),
+    ]
+    for schema in schemas:
+        if not onnx.defs.has(schema.name, schema.domain):
+            onnx.defs.register_schema(schema)
+
+
+_TRT = onnxscript.values.Opset(PLUGIN_DOMAIN, 1)
+
+
+def multi_level_roi_align_tensorrt(
+    rois: FLOAT,
+    features: Sequence[FLOAT],
+    output_height: int,
+    output_width: int,
+    spatial_scales: Sequence[float],
+    sampling_ratio: int,
+    aligned: bool,
+    mode: int,
+    canonical_scale: int,
+    canonical_level: int,
+    eps: float,
+) -> FLOAT:
+    """One ``EdgeRCNN_MultiLevelRoIAlign`` plugin node."""
+    return _TRT.EdgeRCNN_MultiLevelRoIAlign(
+        rois,
+        *features,
+        output_height=int(output_height),
+        output_width=int(output_width),
+        spatial_scales=[float(s) for s in spatial_scales],
+        sampling_ratio=int(sampling_ratio),
+        aligned=int(bool(aligned)),
+        mode=int(mode),
+        canonical_scale=int(canonical_scale),
+        canonical_level=int(canonical_level),
+        eps=float(eps),
+        plugin_version=PLUGIN_VERSION,
+        plugin_namespace=PLUGIN_NAMESPACE,
+    )
+
+
+def batched_nms_tensorrt(
+    boxes: FLOAT,
+    scores: FLOAT,
+    idxs: INT64,
+    iou_threshold: float,
+    score_threshold: float,
+    max_output: int,
+    pre_nms_top_n: int,
+) -> tuple[INT64, INT64]:
+    """One ``EdgeRCNN_BatchedNMS`` plugin node with two outputs."""
+    keep, count = _TRT.EdgeRCNN_BatchedNMS(
+        boxes,
+        scores,
+        idxs,
+        iou_threshold=float(iou_threshold),
+        score_threshold=float(score_threshold),
+        max_output=int(max_output),
+        pre_nms_top_n=int(pre_nms_top_n),
+        plugin_version=PLUGIN_VERSION,
+        plugin_namespace=PLUGIN_NAMESPACE,
+    )
+    return keep, count
+
+
+def build_translation_table(flavour: Flavour) -> dict[Callable, Callable]:
+    """``{torch op overload: ONNX translation}`` for the requested flavour."""
+    roi_align = torch.ops.edgercnn.multi_level_roi_align.default
+    nms = torch.ops.edgercnn.batched_nms.default
+    if flavour == "portable":
+        return {roi_align: multi_level_roi_align_portable, nms: batched_nms_portable}
+    if flavour == "tensorrt":
+        _register_plugin_schemas()
+        return {roi_align: multi_level_roi_align_tensorrt, nms: batched_nms_tensorrt}
+    raise ValueError(f"unknown ONNX flavour {flavour!r}: expected 'portable' or 'tensorrt'")
