@@ -1,0 +1,234 @@
+"""Where results go: JSONL, COCO results json, annotated images and videos.
+
+Written so that a crash or Ctrl-C loses nothing already written: the JSONL gets one complete line
+per frame, flushed at once; images are written to a temporary name and renamed (a reader never
+sees half a file); the COCO json is rewritten atomically every few seconds and at the end; a
+video is written under a ``.partial`` name and renamed when closed (closing also happens on
+Ctrl-C and on exceptions, via ``SinkSet``'s context manager).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from runtime.detections import Detections
+from runtime.errors import SinkError
+from runtime.sources import Frame
+
+VIDEO_FOURCC = {".mp4": "mp4v", ".avi": "MJPG", ".mkv": "MJPG", ".mov": "mp4v"}
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temporary file beside ``path`` and rename it over: all or nothing."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def frame_record(frame: Frame, dets: Detections, with_masks: bool = False) -> dict[str, Any]:
+    return {
+        "source": frame.source,
+        "frame": frame.index,
+        "timestamp": round(frame.timestamp, 6),
+        "position_s": None if frame.position_s is None else round(frame.position_s, 4),
+        "image_size": list(dets.image_size),
+        "detections": dets.to_json(with_masks=with_masks),
+    }
+
+
+class JsonlSink:
+    """One JSON line per frame, flushed per frame."""
+
+    def __init__(self, path: Path, with_masks: bool = False) -> None:
+        self.path = path
+        self.with_masks = with_masks
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = path.open("w", encoding="utf-8")
+        except OSError as exc:
+            raise SinkError(f"{path}: cannot write ({exc.strerror or exc})") from exc
+
+    def write(self, frame: Frame, dets: Detections, annotated: np.ndarray | None = None) -> None:
+        self._file.write(json.dumps(frame_record(frame, dets, self.with_masks)) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+
+
+class CocoResultsSink:
+    """COCO results list (bbox, score, category_id, segmentation RLE, keypoints) for COCO eval.
+
+    ``image_ids`` maps a file name to its COCO image id; without it, frames are numbered from 1.
+    """
+
+    def __init__(self, path: Path, image_ids: dict[str, int] | None = None, every_s: float = 5.0) -> None:
+        self.path = path
+        self.image_ids = image_ids
+        self.every_s = every_s
+        self.results: list[dict[str, Any]] = []
+        self._count = 0
+        self._last_write = time.monotonic()
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+    def _image_id(self, frame: Frame) -> int:
+        self._count += 1
+        if self.image_ids is not None:
+            name = Path(frame.source).name
+            if name in self.image_ids:
+                return self.image_ids[name]
+        return self._count
+
+    def write(self, frame: Frame, dets: Detections, annotated: np.ndarray | None = None) -> None:
+        image_id = self._image_id(frame)
+        rles = dets.mask_rles() if dets.mask_crops is not None else None
+        for i in range(len(dets)):
+            x1, y1, x2, y2 = (float(v) for v in dets.boxes[i])
+            item: dict[str, Any] = {
+                "image_id": image_id,
+                "category_id": int(dets.labels[i]),
+                "bbox": [round(x1, 2), round(y1, 2), round(x2 - x1, 2), round(y2 - y1, 2)],
+                "score": round(float(dets.scores[i]), 5),
+            }
+            if rles is not None:
+                item["segmentation"] = rles[i]
+            if dets.keypoints is not None:
+                kp = dets.keypoints[i]
+                item["keypoints"] = [v for x, y, _ in kp.tolist() for v in (round(x, 2), round(y, 2), 1)]
+            self.results.append(item)
+        if time.monotonic() - self._last_write > self.every_s:
+            self._flush()
+
+    def _flush(self) -> None:
+        atomic_write_bytes(self.path, json.dumps(self.results).encode())
+        self._last_write = time.monotonic()
+
+    def close(self) -> None:
+        self._flush()
+
+
+def _safe_stem(source: str) -> str:
+    stem = Path(source).stem if not source.isdigit() else f"camera{source}"
+    cleaned = "".join(c if c.isalnum() or c in "-_." else "_" for c in stem)
+    return cleaned[:80] or "source"
+
+
+class ImageSink:
+    """Annotated images in a folder; each written whole (temp file + rename)."""
+
+    def __init__(self, folder: Path, extension: str = ".jpg") -> None:
+        self.folder = folder
+        self.extension = extension
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def write(self, frame: Frame, dets: Detections, annotated: np.ndarray | None = None) -> None:
+        if annotated is None:
+            return
+        name = _safe_stem(frame.source)
+        if frame.index or frame.position_s is not None:
+            name = f"{name}_{frame.index:06d}"
+        ok, data = cv2.imencode(self.extension, annotated)
+        if not ok:
+            raise SinkError(f"{self.folder}: cannot encode {self.extension} image")
+        atomic_write_bytes(self.folder / f"{name}{self.extension}", data.tobytes())
+
+    def close(self) -> None:
+        pass
+
+
+class VideoSink:
+    """One annotated video per source; written as ``name.partial.ext`` and renamed when closed."""
+
+    def __init__(self, folder: Path, fps: float = 25.0, extension: str = ".mp4") -> None:
+        self.folder = folder
+        self.fps = fps
+        self.extension = extension
+        self._writers: dict[str, tuple[cv2.VideoWriter, Path, Path, tuple[int, int]]] = {}
+        folder.mkdir(parents=True, exist_ok=True)
+        self.finished: list[Path] = []
+
+    def write(self, frame: Frame, dets: Detections, annotated: np.ndarray | None = None) -> None:
+        if annotated is None:
+            return
+        h, w = annotated.shape[:2]
+        entry = self._writers.get(frame.source)
+        if entry is None:
+            final = self.folder / f"{_safe_stem(frame.source)}.annotated{self.extension}"
+            partial = final.with_name(final.stem + ".partial" + self.extension)
+            fourcc = cv2.VideoWriter_fourcc(*VIDEO_FOURCC.get(self.extension, "mp4v"))
+            writer = cv2.VideoWriter(str(partial), fourcc, self.fps, (w, h))
+            if not writer.isOpened():
+                raise SinkError(f"{final}: cannot open a video writer ({self.extension})")
+            entry = (writer, partial, final, (w, h))
+            self._writers[frame.source] = entry
+        writer, _, _, size = entry
+        if (w, h) != size:
+            annotated = cv2.resize(annotated, size)
+        writer.write(annotated)
+
+    def finish(self, source: str) -> None:
+        """Close one source's video (when the source ends) so it is complete on disk at once."""
+        entry = self._writers.pop(source, None)
+        if entry is not None:
+            writer, partial, final, _ = entry
+            writer.release()
+            os.replace(partial, final)
+            self.finished.append(final)
+
+    def close(self) -> None:
+        for source in list(self._writers):
+            self.finish(source)
+
+
+class SinkSet:
+    """All sinks of a run; as a context manager it closes them on success, exception or Ctrl-C."""
+
+    def __init__(self, sinks: list[Any]) -> None:
+        self.sinks = sinks
+
+    @property
+    def wants_annotated(self) -> bool:
+        return any(isinstance(s, ImageSink | VideoSink) for s in self.sinks)
+
+    def write(self, frame: Frame, dets: Detections, annotated: np.ndarray | None = None) -> None:
+        for sink in self.sinks:
+            sink.write(frame, dets, annotated)
+
+    def source_finished(self, source: str) -> None:
+        for sink in self.sinks:
+            if isinstance(sink, VideoSink):
+                sink.finish(source)
+
+    def close(self) -> None:
+        errors = []
+        for sink in self.sinks:
+            try:
+                sink.close()
+            except Exception as exc:  # close every sink even if one fails
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+
+    def __enter__(self) -> SinkSet:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,377 @@
+"""Where frames come from: image files, folders, globs, videos, cameras, streams (OpenCV).
+
+File sources give every frame in order. Live sources (cameras, RTSP/HTTP streams, GStreamer
+pipelines) are read by a thread that keeps only the newest frame: a slow model skips stale
+frames instead of falling behind, and the skipped ones are counted. A bad input yields one
+``SourceProblem`` line naming it, and the run goes on with the next input.
+"""
+
+from __future__ import annotations
+
+import glob
+import re
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pnm")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".mpeg", ".ts", ".flv", ".wmv")
+LIVE_SCHEMES = ("rtsp", "rtsps", "rtmp", "udp", "tcp", "srt")
+STREAM_TIMEOUT_MS = 5000
+
+
+@dataclass
+class Frame:
+    """One decoded BGR uint8 frame and where it came from."""
+
+    image: np.ndarray
+    source: str
+    index: int  # frame number within its source (0 for a single image)
+    timestamp: float  # wall clock when decoded (time.time())
+    decode_s: float  # seconds spent reading + decoding it
+    position_s: float | None = None  # position in a video file
+
+
+@dataclass
+class SourceProblem:
+    """A one-line report about an input: an error (the input is skipped) or a note (converted)."""
+
+    source: str
+    message: str
+    is_error: bool = True
+
+    def __str__(self) -> str:
+        return f"{'error' if self.is_error else 'note'}: {self.source}: {self.message}"
+
+
+class ImageConversionError(ValueError):
+    pass
+
+
+def to_bgr8(image: np.ndarray) -> tuple[np.ndarray, str | None]:
+    """Any decoded image -> 3-channel 8-bit BGR, plus a note when it had to be converted."""
+    notes = []
+    if image.dtype == np.uint16:
+        image = (image.astype(np.uint32) * 255 + 32767) // 65535
+        image = image.astype(np.uint8)
+        notes.append("16-bit converted to 8-bit")
+    elif image.dtype in (np.float32, np.float64):
+        image = (np.clip(np.nan_to_num(image), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+        notes.append("floating-point image scaled from [0, 1] to 8-bit")
+    elif image.dtype != np.uint8:
+        raise ImageConversionError(f"unsupported pixel type {image.dtype}")
+    channels = 1 if image.ndim == 2 else image.shape[2]
+    if image.ndim not in (2, 3) or channels not in (1, 2, 3, 4):
+        raise ImageConversionError(f"unsupported image shape {image.shape}")
+    if image.ndim == 3 and channels == 1:
+        image = image[:, :, 0]
+    if channels == 1:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+        notes.append("grey image converted to BGR")
+    elif channels == 2:
+        image = cv2.cvtColor(np.ascontiguousarray(image[:, :, 0]), cv2.COLOR_GRAY2BGR)
+        notes.append("grey+alpha image: alpha dropped, converted to BGR")
+    elif channels == 4:
+        image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+        notes.append("alpha channel dropped")
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise ImageConversionError(f"empty image {image.shape}")
+    return np.ascontiguousarray(image), ("; ".join(notes) or None)
+
+
+def _is_truncated_jpeg(data: bytes) -> bool:
+    # 0xFFD9 (end of image) cannot occur inside entropy-coded data, so its absence near the end
+    # means the file was cut short (OpenCV would silently return a half-grey picture).
+    return data[:2] == b"\xff\xd8" and b"\xff\xd9" not in data[-4096:]
+
+
+def decode_image_file(path: Path) -> tuple[np.ndarray, str | None]:
+    """Read and decode an image file; raises ``ImageConversionError`` with a one-line reason."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ImageConversionError(f"cannot read file ({exc.strerror or exc})") from exc
+    if not data:
+        raise ImageConversionError("empty file (0 bytes)")
+    if _is_truncated_jpeg(data):
+        raise ImageConversionError("truncated JPEG (no end-of-image marker)")
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise ImageConversionError("not a decodable image (corrupt, truncated or not an image file)")
+    return to_bgr8(image)
+
+
+class ImageFileSource:
+    """One image file: one frame."""
+
+    live = False
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.name = str(path)
+        self.total: int | None = 1
+        self.dropped = 0
+
+    def frames(self) -> Iterator[Frame | SourceProblem]:
+        t0 = time.perf_counter()
+        try:
+            image, note = decode_image_file(self.path)
+        except ImageConversionError as exc:
+            yield SourceProblem(self.name, str(exc))
+            return
+        if note:
+            yield SourceProblem(self.name, note, is_error=False)
+        yield Frame(image, self.name, 0, time.time(), time.perf_counter() - t0)
+
+
+def _capture_error(name: str, capture: cv2.VideoCapture | None, what: str) -> SourceProblem:
+    if capture is not None:
+        capture.release()
+    return SourceProblem(name, what)
+
+
+class VideoFileSource:
+    """A video file: every frame, in order."""
+
+    live = False
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.name = str(path)
+        self.dropped = 0
+        self.total: int | None = None
+        if path.exists() and path.stat().st_size > 0:
+            cap = cv2.VideoCapture(str(path))
+            count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
+            cap.release()
+            self.total = count if count > 0 else None
+
+    def frames(self) -> Iterator[Frame | SourceProblem]:
+        try:
+            size = self.path.stat().st_size
+        except OSError as exc:
+            yield SourceProblem(self.name, f"cannot read file ({exc.strerror or exc})")
+            return
+        if size == 0:
+            yield SourceProblem(self.name, "empty file (0 bytes)")
+            return
+        cap = cv2.VideoCapture(str(self.path))
+        if not cap.isOpened():
+            yield _capture_error(self.name, cap, "cannot open as a video (corrupt or unsupported format)")
+            return
+        index = 0
+        try:
+            while True:
+                t0 = time.perf_counter()
+                ok, image = cap.read()
+                if not ok or image is None:
+                    break
+                position = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+                try:
+                    image, _ = to_bgr8(image)
+                except ImageConversionError as exc:
+                    yield SourceProblem(self.name, f"frame {index}: {exc}")
+                    break
+                yield Frame(image, self.name, index, time.time(), time.perf_counter() - t0, position)
+                index += 1
+        finally:
+            cap.release()
+        if index == 0:
+            yield SourceProblem(self.name, "no readable frames (corrupt, truncated or not a video)")
+        elif self.total is not None and index < self.total - 1:
+            yield SourceProblem(self.name, f"ended after {index} of {self.total} frames (truncated?)", False)
+
+
+def gstreamer_available() -> bool:
+    info = cv2.getBuildInformation()
+    match = re.search(r"GStreamer:\s*(\S+)", info)
+    return bool(match and match.group(1).upper().startswith("YES"))
+
+
+class LiveSource:
+    """Camera index, stream URL or GStreamer pipeline: a reader thread keeps only the newest frame."""
+
+    live = True
+
+    def __init__(self, spec: str) -> None:
+        self.spec = spec
+        self.name = spec
+        self.total: int | None = None
+        self.dropped = 0
+        self._stop = threading.Event()
+
+    def _open(self) -> cv2.VideoCapture:
+        timeouts = [
+            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+            STREAM_TIMEOUT_MS,
+            cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+            STREAM_TIMEOUT_MS,
+        ]
+        if self.spec.isdigit():
+            return cv2.VideoCapture(int(self.spec))
+        if is_gstreamer_pipeline(self.spec):
+            return cv2.VideoCapture(self.spec, cv2.CAP_GSTREAMER)
+        return cv2.VideoCapture(self.spec, cv2.CAP_FFMPEG, timeouts)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def frames(self) -> Iterator[Frame | SourceProblem]:
+        if is_gstreamer_pipeline(self.spec) and not gstreamer_available():
+            yield SourceProblem(
+                self.name, "this OpenCV build has no GStreamer support (opencv-python-headless)"
+            )
+            return
+        cap = self._open()
+        if not cap.isOpened():
+            kind = "camera" if self.spec.isdigit() else "stream"
+            yield _capture_error(
+                self.name, cap, f"cannot open {kind} (not connected, refused or unreachable)"
+            )
+            return
+        latest: list[Frame] = []
+        cond = threading.Condition()
+        state = {"ended": False, "read": 0}
+
+        def reader() -> None:
+            index = 0
+            while not self._stop.is_set():
+                t0 = time.perf_counter()
+                ok, image = cap.read()
+                if not ok or image is None:
+                    break
+                frame = Frame(image, self.name, index, time.time(), time.perf_counter() - t0)
+                index += 1
+                with cond:
+                    if latest:
+                        self.dropped += 1  # the previous frame was never taken: stale, dropped
+                        latest[0] = frame
+                    else:
+                        latest.append(frame)
+                    state["read"] = index
+                    cond.notify()
+            with cond:
+                state["ended"] = True
+                cond.notify()
+
+        thread = threading.Thread(target=reader, name=f"reader:{self.name}", daemon=True)
+        thread.start()
+        try:
+            while True:
+                with cond:
+                    while not latest and not state["ended"]:
+                        cond.wait(0.5)
+                    if not latest:
+                        break
+                    frame = latest.pop()
+                try:
+                    frame.image, _ = to_bgr8(frame.image)
+                except ImageConversionError as exc:
+                    yield SourceProblem(self.name, f"frame {frame.index}: {exc}")
+                    break
+                yield frame
+        finally:
+            self._stop.set()
+            thread.join(timeout=STREAM_TIMEOUT_MS / 1000 + 1)
+            cap.release()
+        if state["read"] == 0:
+            yield SourceProblem(self.name, "opened but delivered no frames")
+
+
+Source = ImageFileSource | VideoFileSource | LiveSource
+
+
+def is_gstreamer_pipeline(spec: str) -> bool:
+    return "!" in spec and not Path(spec).exists()
+
+
+def is_url(spec: str) -> bool:
+    return re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", spec) is not None
+
+
+def _is_live_url(spec: str) -> bool:
+    scheme = spec.split("://", 1)[0].lower()
+    if scheme in LIVE_SCHEMES:
+        return True
+    path = spec.split("?", 1)[0].lower()
+    return not path.endswith(VIDEO_SUFFIXES)  # HTTP MJPEG cameras are live; an .mp4 over HTTP is a file
+
+
+def _file_source(path: Path) -> Source:
+    suffix = path.suffix.lower()
+    if suffix in VIDEO_SUFFIXES:
+        return VideoFileSource(path)
+    return ImageFileSource(path)  # images, and unknown suffixes (decoding says what is wrong)
+
+
+def expand_source(spec: str) -> list[Source | SourceProblem]:
+    """One ``--source`` argument -> the sources it names, or a problem line."""
+    if spec.isdigit() or is_gstreamer_pipeline(spec):
+        return [LiveSource(spec)]
+    if is_url(spec):
+        if _is_live_url(spec):
+            return [LiveSource(spec)]
+        return [_UrlVideoSource(spec)]
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES)
+        if not found:
+            return [SourceProblem(spec, "folder holds no image or video files")]
+        return [_file_source(p) for p in found]
+    if any(ch in spec for ch in "*?["):
+        matches = sorted(Path(p) for p in glob.glob(str(path), recursive=True))
+        files = [p for p in matches if p.is_file()]
+        if not files:
+            return [SourceProblem(spec, "no files match this pattern")]
+        return [_file_source(p) for p in files]
+    if not path.exists():
+        return [SourceProblem(spec, "no such file, folder, camera index or URL")]
+    return [_file_source(path)]
+
+
+class _UrlVideoSource(VideoFileSource):
+    """A video file served over HTTP: every frame, in order, like a local file."""
+
+    def __init__(self, url: str) -> None:
+        self.path = Path(url)
+        self.url = url
+        self.name = url
+        self.dropped = 0
+        self.total = None
+
+    def frames(self) -> Iterator[Frame | SourceProblem]:
+        timeouts = [
+            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+            STREAM_TIMEOUT_MS,
+            cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+            STREAM_TIMEOUT_MS,
+        ]
+        cap = cv2.VideoCapture(self.url, cv2.CAP_FFMPEG, timeouts)
+        if not cap.isOpened():
+            yield _capture_error(self.name, cap, "cannot open stream (refused, unreachable or not a video)")
+            return
+        index = 0
+        try:
+            while True:
+                t0 = time.perf_counter()
+                ok, image = cap.read()
+                if not ok or image is None:
+                    break
+                yield Frame(image, self.name, index, time.time(), time.perf_counter() - t0)
+                index += 1
+        finally:
+            cap.release()
+        if index == 0:
+            yield SourceProblem(self.name, "no readable frames")
+
+
+def open_sources(specs: list[str]) -> list[Source | SourceProblem]:
+    out: list[Source | SourceProblem] = []
+    for spec in specs:
+        out.extend(expand_source(spec))
+    return out
