@@ -134,6 +134,8 @@ def _safe_stem(source: str) -> str:
 class ImageSink:
     """Annotated images in a folder; each written whole (temp file + rename)."""
 
+    needs_annotated = True
+
     def __init__(self, folder: Path, extension: str = ".jpg") -> None:
         self.folder = folder
         self.extension = extension
@@ -156,6 +158,8 @@ class ImageSink:
 
 class VideoSink:
     """One annotated video per source; written as ``name.partial.ext`` and renamed when closed."""
+
+    needs_annotated = True
 
     def __init__(self, folder: Path, fps: float = 25.0, extension: str = ".mp4") -> None:
         self.folder = folder
@@ -206,7 +210,7 @@ class SinkSet:
 
     @property
     def wants_annotated(self) -> bool:
-        return any(isinstance(s, ImageSink | VideoSink) for s in self.sinks)
+        return any(getattr(s, "needs_annotated", False) for s in self.sinks)
 
     def write(self, frame: Frame, dets: Detections, annotated: np.ndarray | None = None) -> None:
         for sink in self.sinks:
@@ -214,7 +218,7 @@ class SinkSet:
 
     def source_finished(self, source: str) -> None:
         for sink in self.sinks:
-            if isinstance(sink, VideoSink):
+            if hasattr(sink, "finish"):
                 sink.finish(source)
 
     def close(self) -> None:

@@ -35,6 +35,7 @@ class Frame:
     timestamp: float  # wall clock when decoded (time.time())
     decode_s: float  # seconds spent reading + decoding it
     position_s: float | None = None  # position in a video file
+    live: bool = False  # from a camera / stream (frames may have been dropped before it)
 
 
 @dataclass
@@ -245,7 +246,7 @@ class LiveSource:
                 ok, image = cap.read()
                 if not ok or image is None:
                     break
-                frame = Frame(image, self.name, index, time.time(), time.perf_counter() - t0)
+                frame = Frame(image, self.name, index, time.time(), time.perf_counter() - t0, live=True)
                 index += 1
                 with cond:
                     if latest:
