@@ -99,9 +99,8 @@ def expand_sources(sources: Sequence[str | Path]) -> tuple[list[Path], list[Path
                 videos.append(match)
                 found += 1
             elif not Path(text).is_dir():
-                raise CalibrationError(
-                    f"{match}: not an image ({', '.join(IMAGE_SUFFIXES)}) or a video ({', '.join(VIDEO_SUFFIXES)})"
-                )
+                kinds = f"an image ({', '.join(IMAGE_SUFFIXES)}) or a video ({', '.join(VIDEO_SUFFIXES)})"
+                raise CalibrationError(f"{match}: not {kinds}")
         if found == 0:
             raise CalibrationError(f"{text}: contains no image or video file")
     return sorted(set(images)), sorted(set(videos))
