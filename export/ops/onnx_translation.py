@@ -181,11 +181,12 @@ def batched_nms_portable(
     neg_inf = _const_f32(-math.inf)
     zero, one = _const_f32(0.0), _const_f32(1.0)
     num_boxes = op.Shape(scores32, start=1, end=2)
+    zeros = op.ConstantOfShape(op.Shape(scores32), value=ir.tensor([0.0], dtype=ir.DataType.FLOAT))
     valid = op.Greater(scores32, _const_f32(score_threshold))
     if pre_nms_top_n >= 0:
         k = op.Min(num_boxes, _const_i64([pre_nms_top_n]))
         _, best = op.TopK(op.Where(valid, scores32, neg_inf), k, axis=1, largest=1, sorted=1)
-        chosen = op.ScatterElements(op.Mul(scores32, zero), best, op.Add(op.Cast(best, to=1), one), axis=1)
+        chosen = op.ScatterElements(zeros, best, op.Add(op.Cast(best, to=1), one), axis=1)
         valid = op.And(valid, op.Greater(chosen, zero))
     # One NMS "class" per distinct idxs value in [min, max]: boxes of different values never interact.
     lowest = op.ReduceMin(idxs, keepdims=0)
@@ -205,7 +206,7 @@ def batched_nms_portable(
     )
     image_and_box = op.Gather(selected, _const_i64([0, 2]), axis=1)
     ones = op.Expand(one, op.Shape(selected, start=0, end=1))
-    kept = op.ScatterND(op.Mul(scores32, zero), image_and_box, ones)
+    kept = op.ScatterND(zeros, image_and_box, ones)
     kept_scores = op.Where(op.Greater(kept, zero), scores32, neg_inf)
     k = op.Min(num_boxes, _const_i64([max_output]))
     _, order = op.TopK(kept_scores, k, axis=1, largest=1, sorted=1)
@@ -239,7 +240,9 @@ def _register_plugin_schemas() -> None:
             PLUGIN_DOMAIN,
             1,
             "Fused multi-level RoIAlign (plugins/README.md section 1).",
-            inputs=[param("rois", "T"), param("features", "T", param_option=variadic, min_arity=1)],
+            # rois then the L feature maps, as one variadic input: torch's exporter hands every positional
+            # argument to a variadic parameter, so a single input before it would be passed twice.
+            inputs=[param("rois_and_features", "T", param_option=variadic, min_arity=2)],
             outputs=[param("pooled", "T")],
             type_constraints=[("T", floats, "")],
             attributes=[
