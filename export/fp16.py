@@ -1,15 +1,16 @@
 """FP16 ONNX for TensorRT 11's strongly typed networks, where precision lives in the graph itself.
 
 TensorRT 11 has no FP16 builder flag: a tensor is float16 only if the ONNX says so. The
-conversion (onnxruntime's ``transformers.float16``, the maintained fork of onnxconverter-common's
-converter: the original casts every blocked node's outputs to float16 and back, so a chain of
-float32 box arithmetic would still round through float16 between ops) puts float16 where the FLOPs are, the conv/gemm
-trunk and heads of ``export/quantize_graph.py``'s plan plus the ReLU/Add/pool ops between them,
+conversion (onnxruntime's ``transformers.float16``, the maintained descendant of
+onnxconverter-common's converter) puts float16 where the FLOPs are, the conv/gemm trunk and
+heads of ``export/quantize_graph.py``'s plan plus the ReLU/Add/pool ops between them,
 and keeps float32 for everything whose values are coordinates, counts or thresholds: the
 graph's inputs and outputs, box decoding and clipping, score arithmetic, NMS, TopK, RoIAlign
 and the custom ops (float16 has 11 bits of mantissa: a 1920-pixel coordinate would move by 1 px,
 and ``exp`` of a box delta overflows). The result is checked in onnxruntime against the FP32
-model at the level of detections.
+model at the level of detections. Both converters cast around every float32 ("blocked") node,
+so an edge between two float32 nodes still goes through float16; those round trips are removed
+afterwards, or box coordinates would be rounded to float16 between every op of the decoding.
 """
 
 from __future__ import annotations
