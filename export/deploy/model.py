@@ -1,0 +1,133 @@
+"""The deploy graph: a torchvision R-CNN's inference with every shape fixed.
+
+``DeployRCNN`` wraps a ``FasterRCNN`` / ``MaskRCNN`` / ``KeypointRCNN`` (any backbone returning
+an ordered dict of feature maps) for one source size and batch, and returns the padded outputs of
+docs/model-format.md: ``num_detections [N]``, ``boxes [N, K, 4]``, ``scores [N, K]``,
+``labels [N, K]`` and ``masks [N, K, M, M]`` or ``keypoints [N, K, P, 3]``, in pixels of the
+graph input. It reuses the model's own modules (backbone, heads, box coders), so a checkpoint
+loaded into the torchvision model is exactly what the graph computes with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torchvision.models.detection.generalized_rcnn import GeneralizedRCNN
+
+from export.deploy.errors import UnsupportedModelError
+from export.deploy.geometry import InputGeometry, input_geometry
+from export.deploy.preprocess import INPUT_DTYPES, InputAdapter
+from export.deploy.roi_heads import StaticBoxHead, StaticKeypointHead, StaticMaskHead, StaticRoIPool
+from export.deploy.rpn import StaticRPN
+
+BASE_OUTPUTS = ["num_detections", "boxes", "scores", "labels"]
+# Local maxima of each keypoint heatmap around which the upsampled map is searched.
+DEFAULT_KEYPOINT_CANDIDATES = 4
+
+
+@dataclass(frozen=True)
+class DeployOptions:
+    """What an export fixes besides the weights: the source size and the input type."""
+
+    source_height: int
+    source_width: int
+    input_dtype: str = "float32"
+    keypoint_candidates: int = DEFAULT_KEYPOINT_CANDIDATES
+
+
+def architecture_kind(model: nn.Module) -> str:
+    """``fasterrcnn``, ``maskrcnn`` or ``keypointrcnn`` from the model's heads."""
+    if not isinstance(model, GeneralizedRCNN) or not hasattr(model, "roi_heads"):
+        raise UnsupportedModelError(
+            f"{type(model).__name__} is not a torchvision FasterRCNN, MaskRCNN or KeypointRCNN"
+        )
+    if model.roi_heads.has_mask():
+        return "maskrcnn"
+    if model.roi_heads.has_keypoint():
+        return "keypointrcnn"
+    return "fasterrcnn"
+
+
+class DeployRCNN(nn.Module):
+    """Static-shape inference of a torchvision R-CNN for one source size (see module doc)."""
+
+    def __init__(self, model: GeneralizedRCNN, options: DeployOptions) -> None:
+        super().__init__()
+        self.kind = architecture_kind(model)
+        if options.input_dtype not in INPUT_DTYPES:
+            raise UnsupportedModelError(f"input dtype must be one of {INPUT_DTYPES}, got {options.input_dtype!r}")
+        model = model.eval()
+        transform = model.transform
+        self.geometry: InputGeometry = input_geometry(transform, options.source_height, options.source_width)
+        self.options = options
+        self.mean = [float(v) for v in transform.image_mean]
+        self.std = [float(v) for v in transform.image_std]
+        self.adapter = InputAdapter(options.input_dtype, self.mean, self.std, self.geometry)
+        self.backbone = model.backbone
+
+        feature_names, feature_shapes = self._probe_features()
+        self.rpn = StaticRPN(model.rpn, self.geometry, feature_shapes)
+        heads = model.roi_heads
+        self.num_classes = _num_classes(heads)
+        box_pool = StaticRoIPool(heads.box_roi_pool, feature_names, feature_shapes, self.geometry)
+        self.box_head = StaticBoxHead(heads, box_pool, self.geometry, self.rpn.post_nms_top_n)
+        self.mask_head: StaticMaskHead | None = None
+        self.keypoint_head: StaticKeypointHead | None = None
+        if self.kind == "maskrcnn":
+            pool = StaticRoIPool(heads.mask_roi_pool, feature_names, feature_shapes, self.geometry)
+            self.mask_head = StaticMaskHead(heads, pool)
+        elif self.kind == "keypointrcnn":
+            pool = StaticRoIPool(heads.keypoint_roi_pool, feature_names, feature_shapes, self.geometry)
+            self.keypoint_head = StaticKeypointHead(heads, pool, self.geometry, options.keypoint_candidates)
+            self.num_keypoints = int(heads.keypoint_predictor.kps_score_lowres.out_channels)
+
+    @property
+    def output_names(self) -> list[str]:
+        extra = {"maskrcnn": ["masks"], "keypointrcnn": ["keypoints"]}.get(self.kind, [])
+        return BASE_OUTPUTS + extra
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return 3, self.geometry.height, self.geometry.width
+
+    @property
+    def input_dtype(self) -> torch.dtype:
+        return torch.uint8 if self.options.input_dtype == "uint8" else torch.float32
+
+    def example_input(self, batch: int = 1) -> torch.Tensor:
+        """A zero batch of the graph's input shape and dtype (for tracing and tests)."""
+        return torch.zeros((batch, *self.input_shape), dtype=self.input_dtype)
+
+    def _probe_features(self) -> tuple[list[str], list[torch.Size]]:
+        """Feature map names and shapes for this input size (one backbone run on zeros)."""
+        with torch.no_grad():
+            features = self.backbone(torch.zeros((1, *self.input_shape)))
+        if isinstance(features, torch.Tensor):
+            raise UnsupportedModelError(
+                "the backbone returns a single tensor; the deploy graph expects torchvision's "
+                "ordered dict of feature maps (wrap it as torchvision does for single-map backbones)"
+            )
+        return list(features.keys()), [f.shape for f in features.values()]
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        x = self.adapter(images)
+        features = list(self.backbone(x).values())
+        proposals, proposal_count = self.rpn(features)
+        count, boxes, scores, labels = self.box_head(features, proposals, proposal_count)
+        outputs: tuple[torch.Tensor, ...] = (count, boxes, scores, labels)
+        if self.mask_head is not None:
+            outputs += (self.mask_head(features, boxes, labels),)
+        if self.keypoint_head is not None:
+            outputs += (self.keypoint_head(features, boxes),)
+        return outputs
+
+
+def _num_classes(heads: nn.Module) -> int:
+    predictor = heads.box_predictor
+    if hasattr(predictor, "cls_score"):
+        return int(predictor.cls_score.out_features)
+    raise UnsupportedModelError(
+        f"box predictor {type(predictor).__name__} has no cls_score layer; cannot tell the number of classes"
+    )
