@@ -52,7 +52,11 @@ def _unwrap(loaded: object, path: Path) -> Mapping[str, torch.Tensor]:
     if isinstance(loaded, Mapping):
         for key in WRAPPER_KEYS:
             inner = loaded.get(key)
-            if isinstance(inner, Mapping) and inner and all(isinstance(v, torch.Tensor) for v in inner.values()):
+            if (
+                isinstance(inner, Mapping)
+                and inner
+                and all(isinstance(v, torch.Tensor) for v in inner.values())
+            ):
                 return inner
         tensors = {k: v for k, v in loaded.items() if isinstance(v, torch.Tensor)}
         if tensors:
@@ -89,7 +93,11 @@ def describe_mismatch(model: nn.Module, state: Mapping[str, torch.Tensor]) -> st
         if k in state and tuple(state[k].shape) != tuple(expected[k].shape)
     ]
     parts = []
-    for title, items in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", wrong)):
+    for title, items in (
+        ("missing keys", missing),
+        ("unexpected keys", unexpected),
+        ("shape mismatches", wrong),
+    ):
         if items:
             more = f" (+{len(items) - SHOW} more)" if len(items) > SHOW else ""
             parts.append(f"{len(items)} {title}: {'; '.join(items[:SHOW])}{more}")

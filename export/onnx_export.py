@@ -126,12 +126,17 @@ def same_detections(a: list[np.ndarray], b: list[np.ndarray], tolerance: float =
             rows_a, rows_b = out_a[image, : int(count)], out_b[image, : int(count)]
             if rows_a.shape != rows_b.shape:
                 return False
-            if rows_a.size and np.abs(rows_a.astype(np.float64) - rows_b.astype(np.float64)).max() > tolerance:
+            if (
+                rows_a.size
+                and np.abs(rows_a.astype(np.float64) - rows_b.astype(np.float64)).max() > tolerance
+            ):
                 return False
     return True
 
 
-def simplify(model: onnx.ModelProto, deploy: DeployRCNN, flavour: str, batch: int | str) -> tuple[onnx.ModelProto, str]:
+def simplify(
+    model: onnx.ModelProto, deploy: DeployRCNN, flavour: str, batch: int | str
+) -> tuple[onnx.ModelProto, str]:
     """onnxslim's simplification, kept only when it leaves the detections unchanged."""
     import onnxslim
 

@@ -115,7 +115,9 @@ class ParityTally:
             if "masks" in ref and "masks" in cand:
                 self.mask_ious.append(mask_iou(ref["masks"][i], cand["masks"][j]))
             if "keypoints" in ref and "keypoints" in cand:
-                diff = np.abs(np.asarray(ref["keypoints"][i])[:, :2] - np.asarray(cand["keypoints"][j])[:, :2])
+                diff = np.abs(
+                    np.asarray(ref["keypoints"][i])[:, :2] - np.asarray(cand["keypoints"][j])[:, :2]
+                )
                 self.max_keypoint_error = max(self.max_keypoint_error, float(diff.max(initial=0.0)))
                 self.keypoint_pairs += 1
 

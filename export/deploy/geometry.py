@@ -64,14 +64,17 @@ def resized_size(transform: GeneralizedRCNNTransform, height: int, width: int) -
     return int(resized.shape[-2]), int(resized.shape[-1])
 
 
-def input_geometry(transform: GeneralizedRCNNTransform, source_height: int, source_width: int) -> InputGeometry:
+def input_geometry(
+    transform: GeneralizedRCNNTransform, source_height: int, source_width: int
+) -> InputGeometry:
     """Valid and padded graph input size for frames of ``source_height x source_width``."""
     _check_source(source_height, source_width)
     valid_h, valid_w = resized_size(transform, source_height, source_width)
     if min(valid_h, valid_w) < 1:
         raise UnsupportedInputSizeError(
             f"source size {source_width}x{source_height} resizes to {valid_w}x{valid_h} px under the model's "
-            f"min_size={transform.min_size[-1]}, max_size={transform.max_size}: the aspect ratio is too extreme"
+            f"min_size={transform.min_size[-1]}, max_size={transform.max_size}"
+            ": the aspect ratio is too extreme"
         )
     stride = int(transform.size_divisible)
     return InputGeometry(

@@ -57,7 +57,9 @@ class DeployRCNN(nn.Module):
         super().__init__()
         self.kind = architecture_kind(model)
         if options.input_dtype not in INPUT_DTYPES:
-            raise UnsupportedModelError(f"input dtype must be one of {INPUT_DTYPES}, got {options.input_dtype!r}")
+            raise UnsupportedModelError(
+                f"input dtype must be one of {INPUT_DTYPES}, got {options.input_dtype!r}"
+            )
         model = model.eval()
         transform = model.transform
         self.geometry: InputGeometry = input_geometry(transform, options.source_height, options.source_width)

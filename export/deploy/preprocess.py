@@ -28,7 +28,9 @@ class InputAdapter(nn.Module):
         if input_dtype not in INPUT_DTYPES:
             raise ValueError(f"input dtype must be one of {INPUT_DTYPES}, got {input_dtype!r}")
         self.input_dtype = input_dtype
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer(
+            "mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False
+        )
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("bgr_to_rgb", torch.tensor([2, 1, 0], dtype=torch.int64), persistent=False)
         needs_mask = (geometry.valid_height, geometry.valid_width) != (geometry.height, geometry.width)

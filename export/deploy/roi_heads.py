@@ -111,7 +111,9 @@ class StaticBoxHead(nn.Module):
         scores = scores[:, :, 1:].reshape(batch, -1)
         labels = torch.arange(1, num_classes, dtype=torch.int64, device=boxes.device).repeat(rows)
         valid = row_is_valid(proposal_count, rows).unsqueeze(-1).expand(batch, rows, num_classes - 1)
-        keep = valid.reshape(batch, -1) & (scores > self.score_thresh) & large_enough(boxes, MIN_DETECTION_SIDE)
+        keep = (
+            valid.reshape(batch, -1) & (scores > self.score_thresh) & large_enough(boxes, MIN_DETECTION_SIDE)
+        )
         scores = mask_scores(scores, keep)
         labels = labels.unsqueeze(0).expand(batch, -1)
         kept, count = ops.batched_nms(
@@ -133,7 +135,9 @@ class StaticMaskHead(nn.Module):
         self.mask_head = heads.mask_head
         self.mask_predictor = heads.mask_predictor
 
-    def forward(self, features: list[torch.Tensor], boxes: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, features: list[torch.Tensor], boxes: torch.Tensor, labels: torch.Tensor
+    ) -> torch.Tensor:
         batch, rows = boxes.shape[:2]
         logits = self.mask_predictor(self.mask_head(self.pool(features, boxes)))
         size = logits.shape[-2:]
@@ -146,7 +150,9 @@ class StaticMaskHead(nn.Module):
 class StaticKeypointHead(nn.Module):
     """``[N, K, P, 3]`` keypoints ``(x, y, score)`` of each detection (``keypointrcnn_inference``)."""
 
-    def __init__(self, heads: RoIHeads, pool: StaticRoIPool, geometry: InputGeometry, candidates: int) -> None:
+    def __init__(
+        self, heads: RoIHeads, pool: StaticRoIPool, geometry: InputGeometry, candidates: int
+    ) -> None:
         super().__init__()
         self.pool = pool
         self.keypoint_head = heads.keypoint_head
