@@ -65,6 +65,11 @@ class PhaseBars:
                 bar.close()
             self.finished.append(phase_name)
 
+    def snapshot(self) -> dict[str, tuple[int, int | None]]:
+        """(steps done, steps) of each active phase."""
+        with self._lock:
+            return {name: (int(bar.n), bar.total) for name, bar in self._bars.items()}
+
     def cancel(self) -> None:
         """Ctrl-C during a build: the next ``step_complete`` tells TensorRT to stop."""
         self.cancelled = True
