@@ -96,7 +96,8 @@ def portable_roi_align(request, tmp_path_factory):
 @pytest.mark.parametrize("batch", [1, 3])
 def test_portable_roi_align_in_onnxruntime_matches_reference(portable_roi_align, batch):
     module, config, _, session = portable_roi_align
-    rois = random_rois(batch, 300, seed=batch + 20)
+    torchvision_defined = config["levels"] > 1 or not config["aligned"] or config["sampling_ratio"] > 0
+    rois = random_rois(batch, 300, seed=batch + 20, negative_area=torchvision_defined)
     features = random_features(batch, config["levels"], channels=3, seed=batch + 30)
     expected = module(rois, *features).numpy()
     names = [i.name for i in session.get_inputs()]
@@ -165,6 +166,15 @@ def test_portable_nms_with_many_classes(portable_nms):
     module, _, session = portable_nms
     boxes, scores, idxs = random_boxes(1, 1000, seed=43, classes=90)
     run_nms_and_compare(module, session, boxes * 5 + 100, scores, idxs + 1)
+
+
+def test_portable_nms_with_pre_nms_top_n_zero_keeps_nothing(tmp_path):
+    module = NMSModule(0.5, 0.05, 10, 0)
+    example = random_boxes(2, 30, seed=44)
+    model = export_onnx(module, example, "portable", tmp_path / "nms0.onnx", fixed_args=3)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    count = run_nms_and_compare(module, session, *example)
+    assert (count == 0).all()
 
 
 def test_portable_nms_uses_only_standard_onnx_ops(portable_nms):

