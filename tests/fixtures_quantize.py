@@ -55,8 +55,10 @@ def tiny_detector(path: Path, seed: int = 0) -> Path:
     cells = (SIZE // 4) ** 2
     nodes, inits = [], []
 
-    def conv(name: str, x: str, cin: int, cout: int, k: int, stride: int = 1, relu: bool = True) -> str:
-        w = rng.normal(0, np.sqrt(2.0 / (cin * k * k)), (cout, cin, k, k)).astype(np.float32)
+    def conv(
+        name: str, x: str, cin: int, cout: int, k: int, stride: int = 1, relu: bool = True, gain: float = 1.0
+    ) -> str:
+        w = gain * rng.normal(0, np.sqrt(2.0 / (cin * k * k)), (cout, cin, k, k)).astype(np.float32)
         b = rng.normal(0, 0.05, cout).astype(np.float32)
         inits.extend([_init(f"{name}.w", w), _init(f"{name}.b", b)])
         pad = k // 2
@@ -82,8 +84,8 @@ def tiny_detector(path: Path, seed: int = 0) -> Path:
     )
     nodes.append(helper.make_node("Add", [lateral, "up.out"], ["fpn.out"], name="fpn_add"))
     feat = conv("head", "fpn.out", 8, 8, 3)
-    logits = conv("cls_logits", feat, 8, 1, 1, relu=False)
-    deltas = conv("bbox_pred", feat, 8, 4, 1, relu=False)
+    logits = conv("cls_logits", feat, 8, 1, 1, relu=False, gain=4.0)  # spread scores: few near-ties
+    deltas = conv("bbox_pred", feat, 8, 4, 1, relu=False, gain=0.2)  # small deltas: boxes stay in the image
 
     # Box decoding: centre of each 4x4 cell + deltas * 4 px, half size 6 px * exp(clipped delta).
     ys, xs = np.meshgrid(np.arange(SIZE // 4), np.arange(SIZE // 4), indexing="ij")
