@@ -249,8 +249,8 @@ def build_calibration_set(
 def list_calibration_images(calib_dir: str | Path, limit: int | None = None) -> list[Path]:
     """Images of a calibration set: the manifest's order when there is one, else sorted files.
 
-    A manifest entry may be a file name or an object with ``file``, ``file_name`` or ``path``
-    (the synthetic set's manifest and ours both work).
+    The list is ``images`` (ours) or ``files`` (the synthetic set's); an entry is a file name or an
+    object with ``file``, ``file_name`` or ``path``.
     """
     root = Path(calib_dir)
     if not root.is_dir():
@@ -262,9 +262,11 @@ def list_calibration_images(calib_dir: str | Path, limit: int | None = None) -> 
             manifest = json.loads(manifest_path.read_text())
         except json.JSONDecodeError as exc:
             raise CalibrationError(f"{manifest_path}: not valid JSON ({exc})") from exc
-        entries = manifest.get("images") if isinstance(manifest, dict) else manifest
+        entries = manifest
+        if isinstance(manifest, dict):
+            entries = manifest.get("images", manifest.get("files"))
         if not isinstance(entries, list):
-            raise CalibrationError(f"{manifest_path}: expected an 'images' list")
+            raise CalibrationError(f"{manifest_path}: expected an 'images' (or 'files') list")
         paths = []
         for entry in entries:
             name = (
