@@ -140,3 +140,30 @@ def test_create_session_names_a_corrupt_file(tmp_path):
     path.write_bytes(b"not an onnx file")
     with pytest.raises(ModelFormatError, match=r"corrupt\.onnx"):
         create_session(path)
+
+
+def test_reference_mask_rcnn_tensorrt_flavour_gives_the_portable_detections(tmp_path):
+    """A whole (random-weight) reference Mask R-CNN: plugin nodes on the CPU kernels vs standard ONNX ops."""
+    from export.architectures import build_model
+    from export.deploy.model import DeployOptions, DeployRCNN
+    from export.onnx_export import check_and_infer, trace_to_onnx
+
+    torch.manual_seed(0)
+    model = build_model("ref_maskrcnn", 4).eval()
+    model.roi_heads.score_thresh = 0.0  # random weights: keep every detection so there is much to compare
+    deploy = DeployRCNN(model, DeployOptions(96, 128)).eval()
+    image = np.random.default_rng(0).standard_normal((1, *deploy.input_shape)).astype(np.float32)
+    outputs = {}
+    for flavour in ("portable", "tensorrt"):
+        path = tmp_path / f"{flavour}.onnx"
+        onnx.save(check_and_infer(trace_to_onnx(deploy, flavour, 1)), str(path))
+        session = create_session(path)
+        outputs[flavour] = session.run(None, {session.get_inputs()[0].name: image})
+    portable, trt = outputs["portable"], outputs["tensorrt"]
+    assert portable[0][0] > 0
+    np.testing.assert_array_equal(trt[0], portable[0])
+    count = int(portable[0][0])
+    for a, b in zip(portable[1:], trt[1:], strict=True):
+        np.testing.assert_allclose(
+            b[0, :count].astype(np.float64), a[0, :count].astype(np.float64), atol=1e-4
+        )
