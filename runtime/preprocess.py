@@ -76,16 +76,20 @@ def _resize(image: np.ndarray, transform: ImageTransform) -> np.ndarray:
 def _fill_float(
     dst: np.ndarray, image_bgr: np.ndarray, transform: ImageTransform, config: ModelConfig
 ) -> None:
-    """dst: (3, H, W) float32, already zero. Float resize first (torchvision resizes floats)."""
+    """dst: (3, H, W) float32, already zero.
+
+    Resizing is done on float pixels (as torchvision does) but before the /255, the colour swap
+    and the normalization, which then touch only the smaller resized image: bilinear weights sum
+    to one, so the order changes results by float rounding only (~1e-6 after normalization).
+    """
     spec = config.input
-    rgb = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB).astype(np.float32)
-    rgb /= np.float32(255.0)  # as torchvision's to_tensor / convert_image_dtype
-    resized = _resize(rgb, transform)
+    resized = _resize(image_bgr.astype(np.float32), transform)
     h, w = transform.resized_height, transform.resized_width
-    for c in range(3):
-        # (x - mean) / std in float32, the order torchvision's normalize uses
-        np.subtract(resized[:, :, c], np.float32(spec.mean[c]), out=dst[c, :h, :w])
-        dst[c, :h, :w] /= np.float32(spec.std[c])
+    for c in range(3):  # RGB plane c comes from BGR channel 2 - c
+        plane = dst[c, :h, :w]
+        np.divide(resized[:, :, 2 - c], np.float32(255.0), out=plane)
+        plane -= np.float32(spec.mean[c])  # (x - mean) / std in float32, torchvision's order
+        plane /= np.float32(spec.std[c])
 
 
 def pad_colour_bgr(config: ModelConfig) -> tuple[int, int, int]:
