@@ -31,7 +31,7 @@ def large_enough(boxes: torch.Tensor, min_size: float) -> torch.Tensor:
 
 def mask_scores(scores: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
     """Scores where ``keep`` holds, ``-inf`` elsewhere."""
-    return torch.where(keep, scores, torch.full_like(scores, float("-inf")))
+    return torch.where(keep, scores, float("-inf"))
 
 
 def gather_rows(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

@@ -83,7 +83,7 @@ def heatmaps_to_keypoints_static(
     heights_ceil = heights.ceil()
 
     peaks = maps == F.max_pool2d(maps, 3, stride=1, padding=1)
-    peak_values = torch.where(peaks, maps, torch.full_like(maps, float("-inf"))).reshape(r, p, h * w)
+    peak_values = torch.where(peaks, maps, float("-inf")).reshape(r, p, h * w)
     _, cells = peak_values.topk(min(candidates, h * w), dim=-1)
     cy = torch.div(cells, w, rounding_mode="floor")
     cx = cells - cy * w
@@ -94,7 +94,7 @@ def heatmaps_to_keypoints_static(
     along_x = torch.matmul(maps.unsqueeze(2), weights_x.transpose(-1, -2))  # [R, P, T, S, Lx]
     values = torch.matmul(weights_y, along_x)  # [R, P, T, Ly, Lx]
     valid = valid_y.unsqueeze(-1) & valid_x.unsqueeze(-2)
-    values = torch.where(valid, values, torch.full_like(values, float("-inf")))
+    values = torch.where(valid, values, float("-inf"))
 
     ly, lx = values.shape[-2:]
     grid_y = pos_y.unsqueeze(-1).expand(*pos_y.shape, lx).reshape(r, p, -1)

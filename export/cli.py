@@ -1,0 +1,264 @@
+"""``edgercnn export``: a checkpoint becomes ONNX files (and, where wired in, engines).
+
+    edgercnn export --checkpoint model.pth --arch fasterrcnn_resnet50_fpn --source-size 1920x1080
+    edgercnn export --card models/ref_maskrcnn.json --batch dynamic --input-dtype uint8 --out out/
+
+Steps are printed as they run; a summary table lists the files at the end. Bad input (unknown
+architecture, checkpoint for another model, impossible size) gives one line and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from export.deploy.errors import ExportError
+
+DEFAULT_OUT = "export_out"
+
+
+@dataclass
+class ModelSource:
+    """Where the model comes from: architecture, classes, constructor options, weights."""
+
+    architecture: str
+    num_classes: int | None
+    class_names: list[str] | None
+    keypoint_names: list[str]
+    constructor_kwargs: dict[str, Any]
+    checkpoint: Path | None
+    source_size: tuple[int, int] | None  # (height, width) from a card, if it gives one
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``WxH`` -> ``(height, width)``."""
+    try:
+        width, height = (int(v) for v in text.lower().replace(" ", "").split("x"))
+    except ValueError:
+        raise ExportError(
+            f"--source-size must look like WIDTHxHEIGHT (e.g. 1920x1080), got {text!r}"
+        ) from None
+    return height, width
+
+
+def parse_batch(text: str) -> int | str:
+    if text == "dynamic":
+        return "dynamic"
+    if text.isdigit() and int(text) >= 1:
+        return int(text)
+    raise ExportError(f"--batch must be a positive integer or 'dynamic', got {text!r}")
+
+
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    """--checkpoint/--arch/--card/--num-classes/--class-names/--random-weights (shared with parity)."""
+    src = p.add_argument_group("model")
+    src.add_argument("--checkpoint", type=Path, help="state_dict (.pth); default: the card's weights")
+    src.add_argument("--arch", help="architecture name (see export/architectures.py)")
+    src.add_argument(
+        "--card", type=Path, help="model card JSON (models/*.json): architecture, classes, weights"
+    )
+    src.add_argument("--num-classes", type=int, help="classes including background (default: architecture's)")
+    src.add_argument(
+        "--class-names", help="comma-separated names, background first (default: card or generic)"
+    )
+    src.add_argument("--random-weights", action="store_true", help="no checkpoint: random weights (testing)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="edgercnn export", description=__doc__.split("\n\n")[0])
+    add_model_options(p)
+    g = p.add_argument_group("graph")
+    g.add_argument("--source-size", help="camera/frame size WIDTHxHEIGHT the graph is exported for")
+    g.add_argument("--batch", default="1", help="batch size, or 'dynamic' (default 1)")
+    g.add_argument("--input-dtype", choices=("float32", "uint8"), default="float32")
+    g.add_argument(
+        "--flavour", default="portable", help="comma-separated: portable,tensorrt (default portable)"
+    )
+    g.add_argument("--no-simplify", action="store_true", help="skip onnxslim simplification")
+    g.add_argument(
+        "--out", type=Path, default=Path(DEFAULT_OUT), help=f"output directory (default {DEFAULT_OUT})"
+    )
+    # Engines and INT8 come from export/engine.py and export/quantize.py; see build_extras().
+    e = p.add_argument_group("engines and precision")
+    e.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32")
+    e.add_argument("--engine", action="store_true", help="also build TensorRT engines (needs TensorRT)")
+    e.add_argument("--calib", type=Path, help="calibration images for --precision int8")
+    return p
+
+
+def resolve_source(args: argparse.Namespace) -> ModelSource:
+    """Combine --card, --arch, --checkpoint and class options; explicit options win over the card."""
+    from export import architectures
+
+    if args.card is None and args.arch is None:
+        raise ExportError("give --arch NAME or --card models/NAME.json")
+    card: dict[str, Any] = {}
+    if args.card is not None:
+        try:
+            card = architectures.load_card(args.card)
+        except architectures.ModelCardError as exc:
+            raise ExportError(str(exc)) from None
+    arch = args.arch or card["architecture"]
+    try:
+        spec = architectures.get_spec(arch)
+    except architectures.UnknownArchitectureError as exc:
+        raise ExportError(str(exc)) from None
+    class_names = [c.strip() for c in args.class_names.split(",")] if args.class_names else None
+    if class_names is None:
+        class_names = card.get("class_names") or spec.class_names
+    num_classes = args.num_classes or card.get("num_classes")
+    if num_classes is None and args.class_names:
+        num_classes = len(class_names or [])
+    if class_names is not None and num_classes is not None and len(class_names) != num_classes:
+        raise ExportError(
+            f"{len(class_names)} class names for {num_classes} classes; the list starts with the background"
+        )
+    checkpoint = args.checkpoint
+    if checkpoint is None and card and not args.random_weights:
+        checkpoint = Path(card["weights_path"])
+    if checkpoint is None and not args.random_weights:
+        raise ExportError("give --checkpoint FILE (or --random-weights to export an untrained model)")
+    size = None
+    card_input = card.get("input") or {}
+    if "height" in card_input and "width" in card_input:
+        size = (int(card_input["height"]), int(card_input["width"]))
+    return ModelSource(
+        architecture=arch,
+        num_classes=num_classes,
+        class_names=class_names,
+        keypoint_names=list(card.get("keypoint_names") or spec.keypoint_names),
+        constructor_kwargs=dict(card.get("constructor_kwargs") or {}),
+        checkpoint=None if args.random_weights else checkpoint,
+        source_size=size,
+    )
+
+
+class Steps:
+    """Numbered step lines with their duration: clear progress without a progress bar's noise."""
+
+    def __init__(self, total: int, stream: Any = sys.stderr) -> None:
+        self.total, self.index, self.stream = total, 0, stream
+        self.started = time.perf_counter()
+
+    def __call__(self, message: str) -> None:
+        self.index += 1
+        elapsed = time.perf_counter() - self.started
+        print(f"[{self.index}/{self.total}] {elapsed:6.1f}s  {message}", file=self.stream, flush=True)
+
+
+def summary_table(results: list[Any]) -> str:
+    """Markdown-style table of exported files."""
+    rows = [("file", "flavour", "size", "nodes", "outputs", "time", "notes")]
+    for r in results:
+        rows.append(
+            (
+                str(r.path),
+                r.flavour,
+                f"{r.size_bytes / 1e6:.1f} MB",
+                str(r.nodes),
+                ",".join(r.outputs),
+                f"{r.seconds:.1f}s",
+                "; ".join(r.notes),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [
+        "| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) + " |" for row in rows
+    ]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)
+
+
+def build_extras(args: argparse.Namespace, results: list[Any]) -> list[Any]:
+    """Engines (``--engine``) and reduced precision (``--precision fp16|int8``) from the ONNX files.
+
+    This is where export/engine.py (TensorRT engines) and export/quantize.py (INT8) plug in; the
+    ONNX files above are complete without them.
+    """
+    if args.engine or args.precision != "fp32":
+        raise ExportError(
+            "--engine / --precision fp16|int8 are not wired into 'edgercnn export' in this build; "
+            "use 'edgercnn build' and 'edgercnn quantize' on the exported ONNX"
+        )
+    return []
+
+
+def run(args: argparse.Namespace) -> list[Any]:
+    flavours = [f.strip() for f in args.flavour.split(",") if f.strip()]
+    from export.onnx_export import FILE_NAMES, FLAVOURS
+
+    unknown = [f for f in flavours if f not in FLAVOURS]
+    if unknown or not flavours:
+        raise ExportError(f"unknown flavour(s) {unknown}; choose from {', '.join(FLAVOURS)}")
+    batch = parse_batch(args.batch)
+    source = resolve_source(args)
+    steps = Steps(total=3 + len(flavours) * (2 if args.no_simplify else 3))
+
+    steps(f"building {source.architecture}")
+    from export import architectures, checkpoint, metadata
+    from export.deploy import DeployOptions, DeployRCNN
+    from export.onnx_export import export_onnx
+
+    model = architectures.build_model(source.architecture, source.num_classes, **source.constructor_kwargs)
+    sha = None
+    if source.checkpoint is not None:
+        steps(f"loading {source.checkpoint} (weights_only=True)")
+        checkpoint.load_into(model, source.checkpoint)
+        sha = architectures.sha256_of(source.checkpoint)
+    else:
+        steps("random weights (no checkpoint)")
+    model.eval()
+    if args.source_size:
+        height, width = parse_size(args.source_size)
+    elif source.source_size:
+        height, width = source.source_size
+    else:
+        height, width = int(model.transform.min_size[-1]), int(model.transform.max_size)
+    steps(f"deploy graph for {width}x{height} source, batch {batch}, {args.input_dtype} input")
+    deploy = DeployRCNN(model, DeployOptions(height, width, args.input_dtype)).eval()
+    class_names = source.class_names or metadata.default_class_names(deploy.num_classes)
+    results = []
+    for flavour in flavours:
+        config = metadata.build_config(
+            deploy,
+            builder=source.architecture,
+            class_names=class_names,
+            keypoint_names=source.keypoint_names,
+            batch=batch,
+            flavour=flavour,
+            checkpoint=str(source.checkpoint) if source.checkpoint else None,
+            checkpoint_sha256=sha,
+        )
+        path = args.out / FILE_NAMES[flavour]
+        results.append(
+            export_onnx(
+                deploy,
+                path,
+                config,
+                flavour=flavour,
+                batch=batch,
+                do_simplify=not args.no_simplify,
+                step=steps,
+            )
+        )
+    results += build_extras(args, results)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        results = run(args)
+    except ExportError as exc:
+        print(f"edgercnn export: error: {exc}", file=sys.stderr)
+        return 2
+    print(summary_table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,355 @@
+"""``edgercnn parity``: does the exported model detect what torchvision detects?
+
+Runs torchvision eager and each candidate on the same images and compares *detections* (padded rows
+are garbage by design): the deploy graph in torch, the portable ONNX in onnxruntime, and the
+TensorRT-flavour ONNX in onnxruntime through the plugins' CPU kernels (``runtime.plugin_ops``).
+Each reference detection is matched to one candidate detection of the same label, greedily by IoU
+(``runtime.matching``); the report gives the share reproduced at IoU >= 0.99 with a score within
+1e-3, the largest box / score / keypoint errors, the mean mask IoU after pasting (torchvision's
+``paste_masks_in_image``), and COCO AP of every model when ground truth is available.
+
+Every image is first brought to the graph's source size (all frames of a camera have one size), so
+eager and candidates see the very same pixels; candidates get torchvision's own transform output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from torchvision.models.detection.roi_heads import paste_masks_in_image
+from torchvision.models.detection.transform import resize_boxes, resize_keypoints
+
+from export.deploy import DeployOptions, DeployRCNN
+from export.deploy.errors import ExportError
+from runtime.matching import ParityTally
+
+CANDIDATES = ("deploy", "portable", "tensorrt")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+DEFAULT_IMAGES = 24
+Outputs = list[dict[str, np.ndarray]]
+
+
+def bgr_to_tensor(image: np.ndarray) -> torch.Tensor:
+    """OpenCV BGR uint8 -> torchvision RGB float CxHxW in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(image[:, :, ::-1])).permute(2, 0, 1).float().div_(255.0)
+
+
+def reset_pooler_scales(model: torch.nn.Module) -> None:
+    """torchvision caches RoI pooler scales on first use; forget them so the current size decides."""
+    for module in model.modules():
+        if hasattr(module, "scales") and hasattr(module, "map_levels"):
+            module.scales, module.map_levels = None, None
+
+
+@torch.inference_mode()
+def run_eager(model: torch.nn.Module, images: Sequence[np.ndarray], batch: int) -> Outputs:
+    """torchvision's own inference: boxes, scores, labels[, masks [K,1,H,W], keypoints] as numpy."""
+    model.eval()
+    reset_pooler_scales(model)
+    outputs: Outputs = []
+    for start in range(0, len(images), batch):
+        for out in model([bgr_to_tensor(im) for im in images[start : start + batch]]):
+            outputs.append({k: v.numpy() for k, v in out.items()})
+    return outputs
+
+
+@torch.inference_mode()
+def graph_inputs(model: torch.nn.Module, images: Sequence[np.ndarray]) -> torch.Tensor:
+    """torchvision's transform output (normalized, resized, zero-padded) for same-size images."""
+    image_list, _ = model.transform([bgr_to_tensor(im) for im in images])
+    return image_list.tensors
+
+
+def padded_to_detections(outputs: Sequence[np.ndarray], deploy: DeployRCNN) -> Outputs:
+    """Graph outputs -> per-image detections in source pixels, as torchvision's postprocess does."""
+    g = deploy.geometry
+    valid, source = (g.valid_height, g.valid_width), (g.source_height, g.source_width)
+    result: Outputs = []
+    for image in range(len(outputs[0])):
+        n = int(outputs[0][image])
+        boxes = resize_boxes(torch.from_numpy(np.asarray(outputs[1][image, :n])), valid, source)
+        det: dict[str, np.ndarray] = {
+            "boxes": boxes.numpy(),
+            "scores": np.asarray(outputs[2][image, :n]),
+            "labels": np.asarray(outputs[3][image, :n]),
+        }
+        if deploy.kind == "maskrcnn":
+            masks = torch.from_numpy(np.asarray(outputs[4][image, :n]))[:, None]
+            det["masks"] = paste_masks_in_image(masks, boxes, source).numpy()
+        if deploy.kind == "keypointrcnn":
+            kp = torch.from_numpy(np.array(outputs[4][image, :n]))
+            det["keypoints_scores"] = kp[..., 2].numpy().copy()
+            kp[..., 2] = 1.0
+            det["keypoints"] = resize_keypoints(kp, valid, source).numpy()
+        result.append(det)
+    return result
+
+
+def run_candidate(
+    infer: Callable[[np.ndarray], Sequence[np.ndarray]],
+    model: torch.nn.Module,
+    deploy: DeployRCNN,
+    images: Sequence[np.ndarray],
+    batch: int,
+) -> Outputs:
+    """Static-batch inference over all images (the last batch is filled with repeats, then dropped)."""
+    detections: Outputs = []
+    for start in range(0, len(images), batch):
+        chunk = list(images[start : start + batch])
+        real = len(chunk)
+        chunk += [chunk[-1]] * (batch - real)
+        outputs = infer(graph_inputs(model, chunk).numpy())
+        detections += padded_to_detections(outputs, deploy)[:real]
+    return detections
+
+
+def candidate_runners(
+    deploy: DeployRCNN, names: Sequence[str], work_dir: Path, batch: int, config_for: Callable[[str], dict]
+) -> dict[str, Callable[[np.ndarray], Sequence[np.ndarray]]]:
+    """One inference function per candidate name (exporting ONNX files into ``work_dir`` as needed)."""
+    runners: dict[str, Callable[[np.ndarray], Sequence[np.ndarray]]] = {}
+    for name in names:
+        if name == "deploy":
+
+            def run_deploy(x: np.ndarray) -> list[np.ndarray]:
+                with torch.inference_mode():
+                    return [t.numpy() for t in deploy(torch.from_numpy(x))]
+
+            runners[name] = run_deploy
+            continue
+        import onnx
+
+        from export.onnx_export import FILE_NAMES, export_onnx, session_for
+
+        path = work_dir / FILE_NAMES[name]
+        if not path.exists():
+            export_onnx(deploy, path, config_for(name), flavour=name, batch=batch)
+        session = session_for(onnx.load(str(path)), name)
+        if session is None:
+            raise ExportError(f"cannot run {path} here: runtime.plugin_ops (the plugins' CPU ops) is missing")
+        runners[name] = lambda x, s=session: s.run(None, {"images": x})
+    return runners
+
+
+def coco_aps(kind: str, gt: dict[str, Any], outputs: Outputs, image_ids: Sequence[int]) -> dict[str, Any]:
+    from export.coco_eval import IOU_TYPES, coco_ap, predictions_to_coco
+
+    results = predictions_to_coco(outputs, image_ids)
+    person = [c["id"] for c in gt["categories"] if c.get("keypoints")]
+    cat_ids = person if kind == "keypointrcnn" else None
+    return {iou: coco_ap(gt, results, iou, cat_ids)["AP"] for iou in IOU_TYPES[kind]}
+
+
+def parity_report(
+    model: torch.nn.Module,
+    images: Sequence[np.ndarray],
+    *,
+    candidates: Sequence[str] = ("deploy", "portable"),
+    batch: int = 1,
+    gt: dict[str, Any] | None = None,
+    work_dir: str | Path | None = None,
+    config_for: Callable[[str], dict] | None = None,
+    min_score: float = 0.05,
+) -> dict[str, Any]:
+    """Eager vs each candidate on ``images`` (BGR, all of one size: the source size)."""
+    if not images:
+        raise ExportError("no images to compare on")
+    height, width = images[0].shape[:2]
+    if any(im.shape[:2] != (height, width) for im in images):
+        raise ExportError("parity images must all have the graph's source size")
+    deploy = DeployRCNN(model.eval(), DeployOptions(height, width)).eval()
+    if config_for is None:
+        from export import metadata
+
+        def config_for(flavour: str) -> dict:
+            names = metadata.default_class_names(deploy.num_classes)
+            return metadata.build_config(
+                deploy, builder="parity", class_names=names, batch=batch, flavour=flavour
+            )
+
+    report: dict[str, Any] = {
+        "kind": deploy.kind,
+        "images": len(images),
+        "source_size": [width, height],
+        "graph_input": [deploy.geometry.width, deploy.geometry.height],
+        "batch": batch,
+        "min_score": min_score,
+        "candidates": {},
+    }
+    t0 = time.perf_counter()
+    reference = run_eager(model, images, batch)
+    report["eager_seconds"] = round(time.perf_counter() - t0, 2)
+    image_ids = [int(info["id"]) for info in gt["images"]] if gt else list(range(1, len(images) + 1))
+    if gt:
+        report["eager_ap"] = coco_aps(deploy.kind, gt, reference, image_ids)
+    with tempfile.TemporaryDirectory() as tmp:
+        where = Path(work_dir) if work_dir else Path(tmp)
+        runners = candidate_runners(deploy, candidates, where, batch, config_for)
+        for name, infer in runners.items():
+            t0 = time.perf_counter()
+            outputs = run_candidate(infer, model, deploy, images, batch)
+            seconds = time.perf_counter() - t0
+            tally = ParityTally(min_score=min_score)
+            for ref, cand in zip(reference, outputs, strict=True):
+                tally.add(_for_matching(ref), _for_matching(cand))
+            entry = tally.summary()
+            entry["seconds"] = round(seconds, 2)
+            if gt:
+                entry["ap"] = coco_aps(deploy.kind, gt, outputs, image_ids)
+                entry["ap_delta_points"] = {
+                    k: round(100 * (entry["ap"][k] - report["eager_ap"][k]), 3) for k in entry["ap"]
+                }
+            report["candidates"][name] = entry
+    return report
+
+
+def _for_matching(det: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    out = {k: det[k] for k in ("boxes", "scores", "labels")}
+    if "masks" in det:
+        out["masks"] = det["masks"][:, 0]
+    if "keypoints" in det:
+        out["keypoints"] = det["keypoints"]
+    return out
+
+
+def load_images(args: argparse.Namespace) -> tuple[list[np.ndarray], dict[str, Any] | None]:
+    """Images (BGR) and COCO ground truth if any: --coco, --images, or the synthetic val split."""
+    if args.coco:
+        gt = json.loads(Path(args.coco).read_text())
+        image_dir = Path(args.image_dir) if args.image_dir else Path(args.coco).parent
+        infos = gt["images"][: args.limit]
+        gt = {**gt, "images": infos}
+        images = [_read(image_dir / info["file_name"]) for info in infos]
+        return images, gt
+    if args.images:
+        folder = Path(args.images)
+        if not folder.is_dir():
+            raise ExportError(f"{folder}: not a folder of images")
+        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[: args.limit]
+        if not files:
+            raise ExportError(f"{folder}: no {'/'.join(IMAGE_SUFFIXES)} images")
+        return [_read(p) for p in files], None
+    from export.synthdata.dataset import build_split
+
+    gt, images, _ = build_split(args.seed, "val", args.limit, 384, 288)
+    return images, gt
+
+
+def _read(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ExportError(f"{path}: cannot read this image")
+    return image
+
+
+def to_source_size(images: list[np.ndarray], size: tuple[int, int] | None) -> list[np.ndarray]:
+    """All images at one size (``(height, width)``, default the first image's)."""
+    height, width = size or images[0].shape[:2]
+    return [im if im.shape[:2] == (height, width) else cv2.resize(im, (width, height)) for im in images]
+
+
+def format_report(report: dict[str, Any]) -> str:
+    (sw, sh), (gw, gh) = report["source_size"], report["graph_input"]
+    lines = [
+        f"{report['kind']}: {report['images']} images, source {sw}x{sh}, graph input {gw}x{gh}, "
+        f"batch {report['batch']}",
+    ]
+    if "eager_ap" in report:
+        lines.append("eager AP: " + ", ".join(f"{k} {100 * v:.2f}" for k, v in report["eager_ap"].items()))
+    header = "| candidate | ref dets | matched@0.99 | share | max box err px | max score err | extra |"
+    lines += [header, "|" + "---|" * 7]
+    for name, c in report["candidates"].items():
+        extra = []
+        if "mean_mask_iou" in c:
+            extra.append(f"mask IoU {c['mean_mask_iou']:.4f}")
+        if "max_keypoint_error_px" in c:
+            extra.append(f"kp err {c['max_keypoint_error_px']:.2f}px")
+        if "ap" in c:
+            extra.append(
+                "AP "
+                + ", ".join(f"{k} {100 * v:.2f} ({c['ap_delta_points'][k]:+.2f})" for k, v in c["ap"].items())
+            )
+        lines.append(
+            f"| {name} | {c['reference_detections']} | {c['matched_strict']} | "
+            f"{100 * c['matched_share']:.2f}% | {c['max_box_error_px']:.4f} | {c['max_score_error']:.2e} | "
+            f"{'; '.join(extra)} |"
+        )
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from export.cli import add_model_options
+
+    p = argparse.ArgumentParser(prog="edgercnn parity", description=__doc__.split("\n\n")[0])
+    add_model_options(p)
+    p.add_argument("--images", help="folder of images (default: the synthetic validation split)")
+    p.add_argument("--coco", help="COCO annotation JSON (gives AP); images from --image-dir")
+    p.add_argument("--image-dir", help="folder of the --coco images (default: next to the JSON)")
+    p.add_argument(
+        "--limit", type=int, default=DEFAULT_IMAGES, help=f"images to use (default {DEFAULT_IMAGES})"
+    )
+    p.add_argument("--seed", type=int, default=0, help="synthetic set seed")
+    p.add_argument("--source-size", help="WIDTHxHEIGHT the graph is exported for (default: first image's)")
+    p.add_argument(
+        "--candidates",
+        default="deploy,portable,tensorrt",
+        help="comma-separated subset of " + ",".join(CANDIDATES),
+    )
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument(
+        "--onnx-dir", type=Path, help="reuse/keep exported files here (default: a temporary folder)"
+    )
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from export.cli import parse_size, resolve_source
+
+    try:
+        names = [c.strip() for c in args.candidates.split(",") if c.strip()]
+        unknown = [c for c in names if c not in CANDIDATES]
+        if unknown:
+            raise ExportError(f"unknown candidate(s) {unknown}; choose from {', '.join(CANDIDATES)}")
+        if "tensorrt" in names:
+            try:
+                import runtime.plugin_ops  # noqa: F401
+            except ImportError:
+                print("parity: runtime.plugin_ops missing; skipping the tensorrt candidate", file=sys.stderr)
+                names.remove("tensorrt")
+        source = resolve_source(args)
+        from export import architectures, checkpoint
+
+        model = architectures.build_model(
+            source.architecture, source.num_classes, **source.constructor_kwargs
+        )
+        if source.checkpoint is not None:
+            checkpoint.load_into(model, source.checkpoint)
+        images, gt = load_images(args)
+        size = parse_size(args.source_size) if args.source_size else None
+        resized = to_source_size(images, size)
+        if gt and resized[0].shape[:2] != images[0].shape[:2]:
+            gt = None  # ground truth is in the original pixels; AP would compare the wrong geometry
+        report = parity_report(
+            model, resized, candidates=names, batch=args.batch, gt=gt, work_dir=args.onnx_dir
+        )
+    except ExportError as exc:
+        print(f"edgercnn parity: error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
