@@ -105,7 +105,9 @@ def check_equal(module: torch.nn.Module, session: ort.InferenceSession, example:
     expected = expected if isinstance(expected, tuple) else (expected,)
     feeds = {i.name: t.numpy() for i, t in zip(session.get_inputs(), example, strict=True)}
     got = session.run(None, feeds)
-    return max(float(np.abs(g.astype(np.float64) - e.numpy()).max()) for g, e in zip(got, expected, strict=True))
+    return max(
+        float(np.abs(g.astype(np.float64) - e.numpy()).max()) for g, e in zip(got, expected, strict=True)
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,7 +119,11 @@ def main(argv: list[str] | None = None) -> int:
     cases = [
         ("RoIAlign box head: 1000 RoIs, 4 levels, C=256, 7x7", RoIAlign(7), roi_inputs(1000, 256, gen)),
         ("RoIAlign mask head: 100 RoIs, 4 levels, C=256, 14x14", RoIAlign(14), roi_inputs(100, 256, gen)),
-        ("NMS RPN: 4000 boxes, 5 levels, IoU 0.7, keep 1000", NMS(0.7, 0.0, 1000), nms_inputs(4000, 5, 1.0, gen)),
+        (
+            "NMS RPN: 4000 boxes, 5 levels, IoU 0.7, keep 1000",
+            NMS(0.7, 0.0, 1000),
+            nms_inputs(4000, 5, 1.0, gen),
+        ),
         (
             "NMS detections: 90000 boxes, 90 classes, IoU 0.5, keep 100",
             NMS(0.5, 0.05, 100),
@@ -138,14 +144,15 @@ def main(argv: list[str] | None = None) -> int:
                 onnx_ms = median_ms(lambda s=session, f=feeds: s.run(None, f), args.repeat)
                 rows.append((name, strategy, torch_ms, onnx_ms, error))
             onnx_translation.PORTABLE_LEVEL_STRATEGY = "gather"
-    print(
-        f"torch {torch.__version__}, onnxruntime {ort.__version__}, {platform.processor() or platform.machine()}, "
-        f"1 thread each, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs, median of {args.repeat}\n"
-    )
-    print("| case | portable strategy | torch reference (ms) | portable ONNX in onnxruntime (ms) | speed-up | max diff |")
+    machine = platform.processor() or platform.machine()
+    load = os.getloadavg()[0]
+    print(f"torch {torch.__version__}, onnxruntime {ort.__version__}, {machine}, 1 thread each,")
+    print(f"load average {load:.1f} on {os.cpu_count()} CPUs, median of {args.repeat} calls\n")
+    print("| case | strategy | torch reference (ms) | portable ONNX in ORT (ms) | speed-up | max diff |")
     print("| --- | --- | ---: | ---: | ---: | ---: |")
     for name, strategy, torch_ms, onnx_ms, error in rows:
-        print(f"| {name} | {strategy} | {torch_ms:.2f} | {onnx_ms:.2f} | {torch_ms / onnx_ms:.2f}x | {error:.1e} |")
+        ratio = torch_ms / onnx_ms
+        print(f"| {name} | {strategy} | {torch_ms:.2f} | {onnx_ms:.2f} | {ratio:.2f}x | {error:.1e} |")
     return 0
 
 

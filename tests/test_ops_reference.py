@@ -24,8 +24,9 @@ def random_features(batch: int, levels: int, channels: int = 3, seed: int = 0) -
 
 
 def random_rois(batch: int, count: int, seed: int = 0, negative_area: bool = True) -> torch.Tensor:
-    """Boxes of every kind the deploy graph may feed the op: ordinary, tiny, zero-size,
-    flipped (negative width and height, or negative area), partly or fully outside the image, and large enough for every level."""
+    """Boxes of every kind the deploy graph may feed the op: ordinary, tiny, zero-size, flipped
+    (negative width and height, or negative area), partly or fully outside the image, and large
+    enough for every level."""
     gen = torch.Generator().manual_seed(seed)
     h, w = IMAGE_HW
     x1 = torch.rand(batch, count, generator=gen) * (w + 40) - 20

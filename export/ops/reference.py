@@ -22,12 +22,13 @@ def level_mapper(
     canonical_level: int,
     eps: float,
 ) -> torch.Tensor:
-    """Level index per RoI, computed like torchvision's ``LevelMapper`` (same ops, same dtype).
+    """Level index per RoI, computed like torchvision's ``LevelMapper`` (same ops, in float32).
 
     ``rois`` is ``[..., 4]``; the result has shape ``rois.shape[:-1]`` and dtype int64.
     """
     k_min = round(-torch.log2(torch.tensor(spatial_scales[0], dtype=torch.float32)).item())
     k_max = round(-torch.log2(torch.tensor(spatial_scales[-1], dtype=torch.float32)).item())
+    rois = rois.float()  # the contract computes levels in float32 (torchvision: in the boxes dtype)
     area = (rois[..., 2] - rois[..., 0]) * (rois[..., 3] - rois[..., 1])
     s = torch.sqrt(area)
     levels = torch.floor(canonical_level + torch.log2(s / canonical_scale) + torch.tensor(eps, dtype=s.dtype))
