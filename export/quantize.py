@@ -385,6 +385,12 @@ def quantize_model(
             )
             result = VariantResult(variant, target, layout)
             result.kept_float = [{"node": n, "why": "kept float by the user"} for n in sorted(user_float)]
+            if variant == "cpu":
+                result.kept_float += [
+                    {"node": n, "why": f"{plan.op_types[n]}: onnxruntime's CPU EP has no int8 kernel for it"}
+                    for n in plan.cpu_float_layers
+                    if n not in user_float
+                ]
             if evaluate is not None:
                 result.ap = evaluate(target)
                 result.within_budget = within_budget(report.fp32_ap, result.ap, options)
@@ -394,9 +400,8 @@ def quantize_model(
                         lambda ap: within_budget(report.fp32_ap, ap, options),
                         prepared, feeds[: options.sensitivity_images], options, tmp, user_float,
                     )  # fmt: skip
-            result.quantized_layers = len(
-                [n for n in plan.feature_layers if n not in {k["node"] for k in result.kept_float}]
-            )
+            kept = {item["node"] for item in result.kept_float}
+            result.quantized_layers = len(set(plan.nodes_for(variant, kept)) & set(plan.feature_layers))
             result.latency_ms = latency_ms(target, feed, options.threads, options.bench_runs)
             result.time_split = time_split(target, feed, options.threads).to_dict()
             report.variants[variant] = result

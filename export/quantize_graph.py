@@ -16,7 +16,7 @@ one QLinearConv to the next instead of dequantizing around every ReLU and Add.
 from __future__ import annotations
 
 from collections import defaultdict, deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import onnx
 from onnx import numpy_helper
@@ -30,6 +30,9 @@ PASS_THROUGH_OPS = frozenset(
 # Ops that may join the CPU layout's int8 region (onnxruntime has QLinear kernels or drops them).
 CPU_REGION_OPS = frozenset({"Relu", "Clip", "Add", "MaxPool", "Resize"})
 SEARCH_DEPTH = 8
+# Weight layers onnxruntime's CPU EP runs in float even between Q/DQ (no int8 kernel): measured on
+# the Mask R-CNN mask head, a quantized ConvTranspose still ran as a float ConvTranspose.
+CPU_FLOAT_OPS = frozenset({"ConvTranspose"})
 
 
 @dataclass
@@ -39,6 +42,12 @@ class LayerPlan:
     feature_layers: list[str]
     prediction_layers: list[str]
     cpu_region_ops: list[str]
+    op_types: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def cpu_float_layers(self) -> list[str]:
+        """Feature layers the CPU variant keeps float: onnxruntime's CPU EP has no int8 kernel for them."""
+        return [n for n in self.feature_layers if self.op_types.get(n) in CPU_FLOAT_OPS]
 
     def region_tensors(self, model: onnx.ModelProto) -> set[str]:
         """Activations that int8 layers read or write: the tensors a TensorRT cache gives ranges to."""
@@ -55,7 +64,10 @@ class LayerPlan:
         layers = [n for n in self.feature_layers if n not in keep_float]
         if variant == "tensorrt":
             return layers
-        return layers + [n for n in self.cpu_region_ops if n not in keep_float]
+        cpu_float = set(self.cpu_float_layers)
+        return [n for n in layers if n not in cpu_float] + [
+            n for n in self.cpu_region_ops if n not in keep_float
+        ]
 
 
 def name_nodes(model: onnx.ModelProto) -> int:
@@ -134,4 +146,5 @@ def plan_layers(model: onnx.ModelProto) -> LayerPlan:
         if data_inputs and all(name in region_tensors for name in data_inputs):
             region_ops.append(node.name)
             region_tensors.update(node.output)
-    return LayerPlan(feature, prediction, region_ops)
+    op_types = {node.name: node.op_type for node in weights}
+    return LayerPlan(feature, prediction, region_ops, op_types)

@@ -33,11 +33,12 @@ def rank_layers(
     tmp: Path,
     threads: int = 2,
     progress: bool = False,
+    candidates: list[str] | None = None,
 ) -> list[tuple[str, float]]:
-    """(layer, detection distance when only it is int8), worst first."""
+    """(layer, detection distance when only it is int8), worst first; ``candidates`` default to all."""
     reference_session = open_session(fp32_path, threads)
     references = [run_outputs(reference_session, feed) for feed in feeds]
-    layers = list(plan.feature_layers)
+    layers = list(plan.feature_layers if candidates is None else candidates)
     everything = set(plan.feature_layers) | set(plan.cpu_region_ops)
     scores: list[tuple[str, float]] = []
     iterator: Any = layers
@@ -80,7 +81,8 @@ def keep_float_until_within_budget(
     user_float: set[str],
 ) -> None:
     """Grow the float set by sensitivity rank until ``fits``; fills ``result`` in place."""
-    ranking = rank_layers(fp32_path, plan, build, feeds, tmp, options.threads, options.progress)
+    candidates = [n for n in plan.nodes_for(result.variant, user_float) if n in set(plan.feature_layers)]
+    ranking = rank_layers(fp32_path, plan, build, feeds, tmp, options.threads, options.progress, candidates)
     ranked = [name for name, _ in ranking if name not in user_float]
     distance = dict(ranking)
     chosen: list[str] = []
