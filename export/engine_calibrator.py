@@ -89,6 +89,8 @@ class _CalibratorCore:
         self.batches_served = 0
 
     def batch_size(self) -> int:
+        # Ignored since TensorRT 10 (no implicit batch): the data's shape is the input's shape
+        # in the calibration profile (its opt shape), which the feed's batches already have.
         return self.feed.batch_size if self.feed is not None else 1
 
     def next_pointers(self, names: list[str]) -> list[int] | None:
@@ -104,11 +106,15 @@ class _CalibratorCore:
         batch = next(self._batches, None)
         if batch is None:
             return None
-        if self._buffer is None:
-            self._buffer = self.device.alloc(batch.nbytes)
-        stream = self.device.stream()
-        self.device.copy_to_device(self._buffer, batch, stream)
-        stream.synchronize()
+        self.device.push()  # TensorRT may call from its own thread: make the context current there
+        try:
+            if self._buffer is None:
+                self._buffer = self.device.alloc(batch.nbytes)
+            stream = self.device.stream()
+            self.device.copy_to_device(self._buffer, batch, stream)
+            stream.synchronize()
+        finally:
+            self.device.pop()
         self.batches_served += 1
         return [self._buffer.ptr]
 

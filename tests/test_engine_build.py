@@ -179,6 +179,12 @@ class _RecordingDevice:
     def free(self) -> None:
         pass
 
+    def push(self) -> None:
+        self.pushed = getattr(self, "pushed", 0) + 1
+
+    def pop(self) -> None:
+        self.pushed -= 1
+
 
 def test_calibrator_serves_every_batch_once_then_signals_the_end(calib_dir: Path) -> None:
     config = ModelConfig.from_dict(model_config())
@@ -189,7 +195,7 @@ def test_calibrator_serves_every_batch_once_then_signals_the_end(calib_dir: Path
     assert core.next_pointers(["images"]) == [0x1000]
     assert core.next_pointers(["images"]) == [0x1000]
     assert core.next_pointers(["images"]) is None
-    assert device.allocations == 1 and core.batches_served == 2
+    assert device.allocations == 1 and core.batches_served == 2 and device.pushed == 0
     for served, expected in zip(device.copies, list(feed), strict=True):
         np.testing.assert_array_equal(served, expected)
     with pytest.raises(EngineBuildError, match="expected"):

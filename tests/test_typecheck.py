@@ -26,6 +26,7 @@ CHECKED = [
     "export/engine_progress.py",
     "export/engine_cli.py",
     "export/engine_parity.py",
+    "export/engine_flops.py",
     "runtime/sidecar.py",
     "runtime/backends/tensorrt.py",
 ]
