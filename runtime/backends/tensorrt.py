@@ -417,6 +417,9 @@ class TensorRTBackend:
                 )
             self._context = self._engine.create_execution_context()
             self._specs, self.max_batch = plan_buffers(engine_tensors(self._engine))
+            inputs = [s for s in self._specs if s.is_input]
+            if len(inputs) != 1:
+                raise BackendError(f"{model_path}: expected one image input, the engine has {len(inputs)}")
             self._host = {s.name: self._cuda.pinned_empty(s.max_shape, s.dtype) for s in self._specs}
             self._device = {s.name: self._cuda.alloc(s.nbytes) for s in self._specs}
             for spec in self._specs:
@@ -425,15 +428,14 @@ class TensorRTBackend:
             self._stream = self._cuda.stream()
             self._events = [self._cuda.event() for _ in range(4)]
             self._bound_batch: int | None = None
-        finally:
-            self._cuda.pop()
+        except BaseException:
+            self._release_device_state()
+            raise
+        self._cuda.pop()
         self.inputs = [_tensor_spec(s) for s in self._specs if s.is_input]
         self.outputs = [_tensor_spec(s) for s in self._specs if not s.is_input]
-        self.name = (
-            f"tensorrt[{sidecar.engine.precision}{', dla' if sidecar.engine.dla_core is not None else ''}]"
-        )
-        if len(self.inputs) != 1:
-            raise BackendError(f"{model_path}: expected one image input, the engine has {len(self.inputs)}")
+        dla = f", dla{sidecar.engine.dla_core}" if sidecar.engine.dla_core is not None else ""
+        self.name = f"tensorrt[{sidecar.engine.precision}{dla}]"
 
     def infer(self, batch: np.ndarray | dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         spec = next(s for s in self._specs if s.is_input)
@@ -510,12 +512,19 @@ class TensorRTBackend:
         if getattr(self, "_cuda", None) is None:
             return
         self._cuda.push()
+        self._release_device_state()
+
+    def _release_device_state(self) -> None:
+        """Free graphs, TensorRT objects and buffers (context pushed), then the CUDA context."""
         try:
             for graph in self._graphs.values():
                 graph.destroy()
             self._graphs.clear()
-            del self._context, self._engine, self._runtime
-            for buffer in self._device.values():
+            # context before engine before runtime; pycuda objects while their context is current
+            for name in ("_context", "_engine", "_runtime", "_events", "_stream", "_host"):
+                if hasattr(self, name):
+                    delattr(self, name)
+            for buffer in getattr(self, "_device", {}).values():
                 buffer.free()
         finally:
             self._cuda.close()
