@@ -48,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--check-parity", type=Path, metavar="IMAGES", help="after building, compare with onnxruntime"
     )
+    parser.add_argument(
+        "--parity-onnx",
+        type=Path,
+        help="ONNX that onnxruntime runs for --check-parity (default: the built one; the portable "
+        "model.onnx avoids needing the CPU plugin ops)",
+    )
     parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     return parser
 
@@ -101,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.check_parity is not None:
             from export.engine_parity import check_engine_parity
 
-            report = check_engine_parity(result.engine_path, args.onnx, args.check_parity, options.plugin_lib)
+            reference = args.parity_onnx or args.onnx
+            report = check_engine_parity(result.engine_path, reference, args.check_parity, options.plugin_lib)
             print(report.text())
             return 0 if report.passed else 4
         return 0

@@ -15,7 +15,9 @@ from runtime.sidecar import (
     DeviceEnvironment,
     EngineCompatibilityError,
     GpuInfo,
+    GpuUnavailableError,
     check_sidecar,
+    query_cuda_device,
     read_sidecar,
     sha256_file,
     sidecar_path,
@@ -140,3 +142,13 @@ def test_malformed_sidecar_is_a_model_format_error(engine: Path, content: str, e
 def test_config_with_a_tensorrt_key_is_rejected(engine: Path) -> None:
     with pytest.raises(ValueError, match="tensorrt"):
         write_sidecar(engine, {**model_config(), "tensorrt": {}}, engine_info())
+
+
+def test_device_query_gives_a_compute_capability_or_a_clear_reason() -> None:
+    try:
+        gpu = query_cuda_device(0)
+    except GpuUnavailableError as exc:  # no NVIDIA driver here, or no device 0
+        assert "libcuda" in str(exc) or "CUresult" in str(exc)
+    else:
+        major, minor = gpu.cc_tuple
+        assert major >= 3 and minor >= 0 and gpu.name
