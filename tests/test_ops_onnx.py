@@ -14,7 +14,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from export.ops import batched_nms, multi_level_roi_align, translation_table
+from export.ops import batched_nms, multi_level_roi_align, onnx_translation, translation_table
 from tests.test_ops_reference import STRIDES, random_boxes, random_features, random_rois
 
 CONTRACT = Path(__file__).resolve().parents[1] / "plugins" / "README.md"
@@ -112,6 +112,36 @@ def test_portable_roi_align_uses_only_standard_onnx_ops(portable_roi_align):
     assert {node.domain for node in model.graph.node} <= {"", "ai.onnx"}
     op_types = {node.op_type for node in model.graph.node}
     assert ("MaxRoiPool" if config["mode"] == "max" else "RoiAlign") in op_types
+
+
+def test_portable_roi_align_select_strategy_matches_reference(tmp_path, monkeypatch):
+    """The alternative per-level strategy (pool every level, pick with Where) gives the same numbers.
+    It pools every RoI on every level, so a fixed sampling ratio (adaptive sampling of large boxes
+    on fine levels, or of negative-size boxes with aligned=True, is what makes it slow or fail)."""
+    monkeypatch.setattr(onnx_translation, "PORTABLE_LEVEL_STRATEGY", "select")
+    module = RoIAlignModule(4, (7, 7), 2, True, "avg", 56)
+    example = (random_rois(3, 100, seed=50), *random_features(3, 4, seed=51))
+    model = export_onnx(module, example, "portable", tmp_path / "select.onnx", fixed_args=1)
+    assert "NonZero" not in {node.op_type for node in model.graph.node}
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    got = session.run(None, {i.name: t.numpy() for i, t in zip(session.get_inputs(), example, strict=True)})[
+        0
+    ]
+    assert np.abs(got - module(*example).numpy()).max() <= 1e-5
+
+
+def test_portable_roi_align_float16_matches_reference_computed_in_float32(tmp_path):
+    module = RoIAlignModule(4, (7, 7), 2, False, "avg", 56)
+    example = (random_rois(2, 100, seed=52).half(), *(f.half() for f in random_features(2, 4, seed=53)))
+    model = export_onnx(module, example, "portable", tmp_path / "fp16.onnx", fixed_args=1)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    got = session.run(None, {i.name: t.numpy() for i, t in zip(session.get_inputs(), example, strict=True)})[
+        0
+    ]
+    expected = module(*example)
+    assert got.dtype == np.float16 and expected.dtype == torch.float16
+    # both round the same float32 result to float16: at most one float16 step apart
+    np.testing.assert_allclose(got.astype(np.float32), expected.float().numpy(), rtol=1e-3, atol=1e-4)
 
 
 NMS_CONFIGS = {

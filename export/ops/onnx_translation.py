@@ -35,7 +35,9 @@ Flavour = Literal["portable", "tensorrt"]
 
 # Per-level pooling strategy of the portable RoIAlign: "gather" pools each RoI once, from its
 # level only (NonZero/Gather/ScatterND); "select" pools every RoI on every level and keeps the
-# right one with Where (L times the pooling work, no data-dependent shapes).
+# right one with Where (L times the pooling work, no data-dependent shapes; with adaptive sampling
+# a large box pooled on a fine level costs many samples, and onnxruntime's RoiAlign overflows on
+# negative-size boxes with aligned=True, which "gather" never pools).
 PORTABLE_LEVEL_STRATEGY: Literal["gather", "select"] = "gather"
 
 

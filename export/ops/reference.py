@@ -65,11 +65,14 @@ def multi_level_roi_align_reference(
         rows = torch.where(levels == level)[0]
         if rows.numel() == 0:
             continue
+        # float32 arithmetic for float16 I/O, as the contract asks (torchvision's CPU kernels would
+        # accumulate in float16).
+        feature32, rois32 = feature.float(), flat[rows].float()
         if mode == MODE_MAX:
-            pooled = torchvision.ops.roi_pool(feature, flat[rows], (output_height, output_width), scale)
+            pooled = torchvision.ops.roi_pool(feature32, rois32, (output_height, output_width), scale)
         else:
             pooled = torchvision.ops.roi_align(
-                feature, flat[rows], (output_height, output_width), scale, sampling_ratio, aligned
+                feature32, rois32, (output_height, output_width), scale, sampling_ratio, aligned
             )
         out[rows] = pooled.to(out.dtype)
     return out.view(n, r, c, output_height, output_width)
