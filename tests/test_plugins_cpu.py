@@ -69,15 +69,16 @@ def level_reference(
 ) -> torch.Tensor:
     """torchvision's level mapper + per-level roi_align / roi_pool: ``[N, R, C, out, out]``."""
     n, r, _ = rois.shape
+    device = rois.device
     scales = [1.0 / s for s in STRIDES[: len(features)]]
-    flat = torch.cat([torch.full((n * r, 1), 0.0), rois.reshape(-1, 4)], dim=1)
-    flat[:, 0] = torch.arange(n).repeat_interleave(r).float()
+    batch_index = torch.arange(n, device=device).repeat_interleave(r).to(rois.dtype)[:, None]
+    flat = torch.cat([batch_index, rois.reshape(-1, 4)], dim=1)
     if len(features) == 1:
-        levels = torch.zeros(n * r, dtype=torch.int64)
+        levels = torch.zeros(n * r, dtype=torch.int64, device=device)
     else:
         k_min, k_max = round(np.log2(STRIDES[0])), round(np.log2(STRIDES[len(features) - 1]))
         levels = initLevelMapper(k_min, k_max)(list(rois.unbind(0)))
-    out = torch.zeros(n * r, features[0].shape[1], output, output)
+    out = torch.zeros(n * r, features[0].shape[1], output, output, dtype=rois.dtype, device=device)
     for level, (feature, scale) in enumerate(zip(features, scales, strict=True)):
         idx = torch.where(levels == level)[0]
         if mode == 0:
