@@ -232,3 +232,20 @@ def test_progress_bars_follow_nested_phases_and_cancel() -> None:
     assert bars.finished == ["Tactic selection", "Building engine"]
     text = stream.getvalue()
     assert "  Tactic selection:" in text and "Building engine: 100%" in text and "2/2" in text
+
+
+def test_build_cli_needs_neither_torch_nor_onnx(onnx_fp32: Path) -> None:
+    """A Jetson with the base install and TensorRT runs 'edgercnn build': no torch, no onnx."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['torch'] = None; sys.modules['onnx'] = None\n"
+        "import export.engine as e; e.detect_tensorrt = lambda device=0: (None, None, 'absent')\n"
+        "from export.engine_cli import main\n"
+        f"sys.exit(main([{str(onnx_fp32)!r}, '--precision', 'fp16', '--plan-only']))\n"
+    )
+    repo = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "edgercnn build " in done.stdout and "TensorRT 10.x" in done.stdout
