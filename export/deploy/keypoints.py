@@ -20,9 +20,12 @@ CUBIC_A = -0.75
 WINDOW_RADIUS = 1.5
 
 
-def window_length(max_output: int, heatmap_size: int) -> int:
-    """Output pixels whose source coordinate lies in a ``2 * WINDOW_RADIUS`` interval, at most."""
-    return int(2 * WINDOW_RADIUS * max_output // heatmap_size) + 2
+def window_length(max_output: int, heatmap_size: int, radius: float | None = WINDOW_RADIUS) -> int:
+    """Output pixels whose source coordinate lies in a ``2 * radius`` interval, at most;
+    ``radius=None`` covers the largest RoI whole (exhaustive, exact for any heatmap)."""
+    if radius is None:
+        return max_output
+    return min(int(2 * radius * max_output // heatmap_size) + 2, max_output)
 
 
 def _cubic_weights(t: torch.Tensor) -> list[torch.Tensor]:
@@ -39,19 +42,19 @@ def _cubic_weights(t: torch.Tensor) -> list[torch.Tensor]:
 
 
 def _axis_window(
-    center: torch.Tensor, out_size: torch.Tensor, in_size: int, length: int
+    center: torch.Tensor, out_size: torch.Tensor, in_size: int, length: int, radius: float
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Output positions near ``center`` along one axis, their validity, and interpolation weights.
 
     ``center`` is ``[R, P, T]`` (a heatmap index), ``out_size`` ``[R]`` (the RoI's ceil size).
-    The window starts where the source coordinate reaches ``center - WINDOW_RADIUS``, moved back
+    The window starts where the source coordinate reaches ``center - radius``, moved back
     so it stays inside the RoI; a RoI no longer than the window is covered whole. Returns
     positions ``[R, P, T, L]``, validity ``[R, P, T, L]`` and weights ``[R, P, T, L, in_size]``.
     """
     out = out_size.reshape(-1, 1, 1, 1)
     scale = in_size / out  # float32, as area_pixel_compute_scale
     c = center.to(torch.float32).unsqueeze(-1)
-    start = torch.ceil((c - WINDOW_RADIUS + 0.5) / scale - 0.5)
+    start = torch.ceil((c - radius + 0.5) / scale - 0.5)
     start = torch.minimum(start, (out - length).clamp(min=0.0)).clamp(min=0.0)
     steps = torch.arange(length, dtype=torch.float32, device=center.device)
     position = start + steps
@@ -68,13 +71,21 @@ def _axis_window(
 
 
 def heatmaps_to_keypoints_static(
-    maps: torch.Tensor, rois: torch.Tensor, max_height: int, max_width: int, candidates: int = 2
+    maps: torch.Tensor,
+    rois: torch.Tensor,
+    max_height: int,
+    max_width: int,
+    candidates: int = 2,
+    radius: float | None = WINDOW_RADIUS,
 ) -> torch.Tensor:
     """``[R, P, S, S]`` heatmap logits and ``[R, 4]`` boxes -> ``[R, P, 3]`` ``(x, y, score)``.
 
     ``max_height``/``max_width`` bound the RoI size (the graph's valid image); boxes are the
-    clipped detections, so they never exceed it.
+    clipped detections, so they never exceed it. ``radius=None`` searches every pixel of every
+    RoI (exact whatever the heatmaps look like, affordable for small inputs only).
     """
+    if radius is None:
+        candidates = 1
     r, p, h, w = maps.shape
     x1, y1, x2, y2 = rois.unbind(-1)
     widths = (x2 - x1).clamp(min=1)
@@ -88,8 +99,9 @@ def heatmaps_to_keypoints_static(
     cy = torch.div(cells, w, rounding_mode="floor")
     cx = cells - cy * w
 
-    pos_y, valid_y, weights_y = _axis_window(cy, heights_ceil, h, window_length(max_height, h))
-    pos_x, valid_x, weights_x = _axis_window(cx, widths_ceil, w, window_length(max_width, w))
+    reach = float(max(h, w)) if radius is None else radius
+    pos_y, valid_y, weights_y = _axis_window(cy, heights_ceil, h, window_length(max_height, h, radius), reach)
+    pos_x, valid_x, weights_x = _axis_window(cx, widths_ceil, w, window_length(max_width, w, radius), reach)
     # Along x first, then y: the order PyTorch's separable kernel sums in.
     along_x = torch.matmul(maps.unsqueeze(2), weights_x.transpose(-1, -2))  # [R, P, T, S, Lx]
     values = torch.matmul(weights_y, along_x)  # [R, P, T, Ly, Lx]

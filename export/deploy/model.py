@@ -18,6 +18,7 @@ from torchvision.models.detection.generalized_rcnn import GeneralizedRCNN
 
 from export.deploy.errors import UnsupportedModelError
 from export.deploy.geometry import InputGeometry, input_geometry
+from export.deploy.keypoints import WINDOW_RADIUS
 from export.deploy.preprocess import INPUT_DTYPES, InputAdapter
 from export.deploy.roi_heads import StaticBoxHead, StaticKeypointHead, StaticMaskHead, StaticRoIPool
 from export.deploy.rpn import StaticRPN
@@ -35,6 +36,8 @@ class DeployOptions:
     source_width: int
     input_dtype: str = "float32"
     keypoint_candidates: int = DEFAULT_KEYPOINT_CANDIDATES
+    # Heatmap cells searched around each candidate; None searches whole RoIs (exact, costly).
+    keypoint_window_radius: float | None = WINDOW_RADIUS
 
 
 def architecture_kind(model: nn.Module) -> str:
@@ -82,7 +85,9 @@ class DeployRCNN(nn.Module):
             self.mask_head = StaticMaskHead(heads, pool)
         elif self.kind == "keypointrcnn":
             pool = StaticRoIPool(heads.keypoint_roi_pool, feature_names, feature_shapes, self.geometry)
-            self.keypoint_head = StaticKeypointHead(heads, pool, self.geometry, options.keypoint_candidates)
+            self.keypoint_head = StaticKeypointHead(
+                heads, pool, self.geometry, options.keypoint_candidates, options.keypoint_window_radius
+            )
             self.num_keypoints = int(heads.keypoint_predictor.kps_score_lowres.out_channels)
 
     @property

@@ -151,7 +151,12 @@ class StaticKeypointHead(nn.Module):
     """``[N, K, P, 3]`` keypoints ``(x, y, score)`` of each detection (``keypointrcnn_inference``)."""
 
     def __init__(
-        self, heads: RoIHeads, pool: StaticRoIPool, geometry: InputGeometry, candidates: int
+        self,
+        heads: RoIHeads,
+        pool: StaticRoIPool,
+        geometry: InputGeometry,
+        candidates: int,
+        radius: float | None,
     ) -> None:
         super().__init__()
         self.pool = pool
@@ -160,11 +165,12 @@ class StaticKeypointHead(nn.Module):
         self.max_height = geometry.valid_height
         self.max_width = geometry.valid_width
         self.candidates = candidates
+        self.radius = radius
 
     def forward(self, features: list[torch.Tensor], boxes: torch.Tensor) -> torch.Tensor:
         batch, rows = boxes.shape[:2]
         heatmaps = self.keypoint_predictor(self.keypoint_head(self.pool(features, boxes)))
         keypoints = heatmaps_to_keypoints_static(
-            heatmaps, boxes.reshape(-1, 4), self.max_height, self.max_width, self.candidates
+            heatmaps, boxes.reshape(-1, 4), self.max_height, self.max_width, self.candidates, self.radius
         )
         return keypoints.reshape(batch, rows, keypoints.shape[-2], 3)
