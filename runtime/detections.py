@@ -59,7 +59,7 @@ class Detections:
         return self._masks
 
     def mask_rles(self) -> list[dict[str, Any]] | None:
-        """COCO RLE per mask (needs pycocotools, the ``coco`` extra)."""
+        """COCO compressed RLE per mask, as ``pycocotools.mask.encode`` gives (counts as str)."""
         if self.mask_crops is None:
             return None
         from runtime.rle import encode_crops

@@ -84,12 +84,37 @@ def test_postprocess_reads_only_valid_rows_and_filters_at_run_time():
     assert len(cars) == int((outputs["labels"][0, :5] == 2).sum())
 
 
-def test_mask_rle_round_trips_through_pycocotools():
+def test_mask_rle_equals_pycocotools_encode():
+    from pycocotools import mask as mask_utils
+
+    from runtime.detections import MaskCrop
+    from runtime.rle import encode_crops
+
+    rng = np.random.default_rng(5)
+    h, w = 40, 50
+    crops = [
+        MaskCrop(0, 0, np.ones((h, w), bool)),  # whole image: one run across every column
+        MaskCrop(0, 10, rng.uniform(size=(h, 7)) > 0.3),  # full height: runs join across columns
+        MaskCrop(5, 0, np.zeros((3, 4), bool)),  # empty
+        MaskCrop(0, 0, np.zeros((0, 0), bool)),  # box outside the image
+        MaskCrop(h - 6, w - 9, rng.uniform(size=(6, 9)) > 0.5),  # bottom-right corner
+    ]
+    crops += [MaskCrop(int(t), int(left), rng.uniform(size=(h - t, w - left)) > 0.5)
+              for t, left in rng.integers(0, 30, (20, 2))]  # fmt: skip
+    ours = encode_crops(crops, (h, w))
+    for crop, rle in zip(crops, ours, strict=True):
+        full = np.zeros((h, w), np.uint8, order="F")
+        full[crop.top : crop.top + crop.mask.shape[0], crop.left : crop.left + crop.mask.shape[1]] = crop.mask
+        expected = mask_utils.encode(full)
+        assert rle == {"size": [h, w], "counts": expected["counts"].decode("ascii")}
+
+
+def test_detections_mask_rles_decode_to_their_masks():
     from pycocotools import mask as mask_utils
 
     raw = tiny_config(detections=4)
     config = ModelConfig.from_dict(raw, "tiny.onnx")
     (dets,) = postprocess(tiny_outputs(raw, count=4), [ImageTransform(96, 128, 96, 128, 1.0)], config)
-    rles = dets.mask_rles()
+    rles = [{"size": r["size"], "counts": r["counts"].encode()} for r in dets.mask_rles()]
     decoded = np.stack([mask_utils.decode(r) for r in rles]).astype(bool)
     np.testing.assert_array_equal(decoded, dets.masks)
