@@ -29,6 +29,7 @@ from export.engine_plan import (
     ParserIssue,
     TensorRTVersion,
     build_command,
+    check_dla_shapes,
     choose_strategy,
     default_engine_path,
     default_timing_cache,
@@ -260,7 +261,7 @@ def _build_with_tensorrt(
     if dla is not None:
         config.default_device_type = trt.DeviceType.DLA
         config.DLA_core = dla.core
-        plan.append(f"DLA core {dla.core}, layers DLA cannot run fall back to the GPU")
+        _say(plan, f"DLA core {dla.core}, layers DLA cannot run fall back to the GPU")
 
     inputs: list[TensorInfo] = []
     profile = builder.create_optimization_profile()
@@ -270,7 +271,8 @@ def _build_with_tensorrt(
     for index in range(network.num_inputs):
         tensor = network.get_input(index)
         shapes = profile_shapes(tensor.name, dims_tuple(tensor.shape), options.batch)
-        plan.append(describe_profile(tensor.name, shapes))
+        check_dla_shapes(options.dla_core, tensor.name, shapes)
+        _say(plan, describe_profile(tensor.name, shapes))
         profile_dict = None
         if shapes.min != shapes.max or any(d < 0 for d in dims_tuple(tensor.shape)):
             dynamic = True
@@ -300,9 +302,9 @@ def _build_with_tensorrt(
     if not config.set_timing_cache(timing_cache, False):
         timing_cache = config.create_timing_cache(b"")
         config.set_timing_cache(timing_cache, True)
-        plan.append(f"timing cache {timing_path} was made on another device or TensorRT: starting a new one")
+        _say(plan, f"timing cache {timing_path} was made on another device or TensorRT: starting a new one")
     else:
-        plan.append(f"timing cache {timing_path} ({'reused' if previous else 'new'})")
+        _say(plan, f"timing cache {timing_path} ({'reused' if previous else 'new'})")
 
     cleanup: list[Any] = []
     device = None
@@ -313,9 +315,10 @@ def _build_with_tensorrt(
             feed = CalibrationFeed(
                 options.calib_images, ModelConfig.from_dict(model_config, onnx_path), calib_batch
             )
-            plan.append(
+            _say(
+                plan,
                 f"calibration: {len(feed)} batches of {calib_batch} from {options.calib_images}"
-                + (f" ({feed.left_out} images left out to keep batches whole)" if feed.left_out else "")
+                + (f" ({feed.left_out} images left out to keep batches whole)" if feed.left_out else ""),
             )
             device = CudaDevice(options.device)
         calibrator, core = make_calibrator(strategy.calibrator, feed, cache, inputs[0].name, device)
@@ -349,6 +352,12 @@ def _build_with_tensorrt(
         "calibration_cache": str(options.calib_cache) if options.calib_cache else None,
     }
     return (inputs, outputs), facts
+
+
+def _say(plan: list[str], line: str) -> None:
+    """Record a decision and tell the user now (builds take minutes)."""
+    plan.append(line)
+    print(line, file=sys.stderr)
 
 
 def _parser_issues(parser: trt.OnnxParser) -> list[ParserIssue]:

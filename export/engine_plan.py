@@ -301,6 +301,15 @@ class DlaSettings:
     gpu_fallback: bool = True
 
 
+def check_dla_shapes(dla_core: int | None, name: str, shapes: ProfileShapes) -> None:
+    """DLA runs fixed shapes only: a dynamic-batch input needs a profile with min = opt = max."""
+    if dla_core is not None and shapes.min != shapes.max:
+        raise EngineBuildError(
+            f"--dla-core {dla_core}: DLA runs fixed shapes only, input {name!r} has a batch range "
+            f"{shapes.min[0]}..{shapes.max[0]}; pass --batch N"
+        )
+
+
 def dla_settings(dla_core: int | None, available_cores: int) -> DlaSettings | None:
     """DLA core to use (with GPU fallback for layers DLA cannot run), checked against the device."""
     if dla_core is None:

@@ -17,6 +17,7 @@ from export.engine_plan import (
     TensorRTVersion,
     build_command,
     calibration_batches,
+    check_dla_shapes,
     choose_strategy,
     default_engine_path,
     dla_settings,
@@ -128,6 +129,11 @@ def test_dla_needs_reduced_precision_and_falls_back_to_gpu() -> None:
         dla_settings(0, 0)
     with pytest.raises(EngineBuildError, match=r"cores 0\.\.1"):
         dla_settings(2, 2)
+    dynamic = profile_shapes("images", (-1, 3, 32, 32), BatchProfile(1, 2, 4))
+    with pytest.raises(EngineBuildError, match=r"DLA runs fixed shapes only.*--batch N"):
+        check_dla_shapes(0, "images", dynamic)
+    check_dla_shapes(0, "images", profile_shapes("images", (-1, 3, 32, 32), BatchProfile(2, 2, 2)))
+    check_dla_shapes(None, "images", dynamic)
 
 
 def test_unknown_cache_algorithm_is_refused() -> None:
