@@ -211,7 +211,7 @@ def build_engine(
         outputs=info_io[1],
         build_command=command,
         dla_core=options.dla_core,
-        int8_source=strategy.int8_source,
+        int8_source=_int8_source(strategy, builder_facts, plan),
         builder=builder_facts,
         edgercnn_version=__version__,
         built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -350,8 +350,17 @@ def _build_with_tensorrt(
         "timing_cache": str(timing_path),
         "flags": list(strategy.flags),
         "calibration_cache": str(options.calib_cache) if options.calib_cache else None,
+        "calibration_batches": sum(core.batches_served for core in cleanup),
     }
     return (inputs, outputs), facts
+
+
+def _int8_source(strategy: BuildStrategy, facts: dict[str, Any], plan: list[str]) -> str | None:
+    """Where the INT8 scales really came from: TensorRT recalibrates when it rejects a cache."""
+    if strategy.int8_source == "calibration-cache" and facts.get("calibration_batches"):
+        _say(plan, "TensorRT did not accept the calibration cache and calibrated on the images instead")
+        return "calibrated"
+    return strategy.int8_source
 
 
 def _say(plan: list[str], line: str) -> None:
