@@ -43,6 +43,8 @@ class LayerPlan:
     prediction_layers: list[str]
     cpu_region_ops: list[str]
     op_types: dict[str, str] = field(default_factory=dict)
+    # region op -> the nodes producing its data inputs (region ops are listed in graph order)
+    region_sources: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def cpu_float_layers(self) -> list[str]:
@@ -65,9 +67,16 @@ class LayerPlan:
         if variant == "tensorrt":
             return layers
         cpu_float = set(self.cpu_float_layers)
-        return [n for n in layers if n not in cpu_float] + [
-            n for n in self.cpu_region_ops if n not in keep_float
-        ]
+        chosen = [n for n in layers if n not in cpu_float]
+        # A ReLU/Add/pool joins only if everything feeding it is int8: around a float layer it
+        # would add a quantization step and no int8 kernel.
+        included = set(chosen)
+        for op in self.cpu_region_ops:
+            sources = self.region_sources.get(op, [])
+            if op not in keep_float and sources and all(src in included for src in sources):
+                chosen.append(op)
+                included.add(op)
+        return chosen
 
 
 def name_nodes(model: onnx.ModelProto) -> int:
@@ -136,7 +145,9 @@ def plan_layers(model: onnx.ModelProto) -> LayerPlan:
     # The int8 region grows forward from feature-layer outputs through cheap ops whose every
     # non-constant input already lies in it (so box arithmetic, fed by prediction layers, never joins).
     region_tensors = {out for node in weights if node.name in set(feature) for out in node.output}
+    producer = {out: node.name for node in model.graph.node for out in node.output}
     region_ops: list[str] = []
+    region_sources: dict[str, list[str]] = {}
     for node in model.graph.node:  # ONNX graphs are topologically sorted
         if node.op_type not in CPU_REGION_OPS:
             continue
@@ -145,6 +156,7 @@ def plan_layers(model: onnx.ModelProto) -> LayerPlan:
             data_inputs = data_inputs[:1]
         if data_inputs and all(name in region_tensors for name in data_inputs):
             region_ops.append(node.name)
+            region_sources[node.name] = [producer[name] for name in data_inputs]
             region_tensors.update(node.output)
     op_types = {node.name: node.op_type for node in weights}
-    return LayerPlan(feature, prediction, region_ops, op_types)
+    return LayerPlan(feature, prediction, region_ops, op_types, region_sources)

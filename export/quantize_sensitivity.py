@@ -39,7 +39,7 @@ def rank_layers(
     reference_session = open_session(fp32_path, threads)
     references = [run_outputs(reference_session, feed) for feed in feeds]
     layers = list(plan.feature_layers if candidates is None else candidates)
-    everything = set(plan.feature_layers) | set(plan.cpu_region_ops)
+    everything = set(plan.feature_layers)  # region ops follow their sources (LayerPlan.nodes_for)
     scores: list[tuple[str, float]] = []
     iterator: Any = layers
     if progress:
@@ -58,12 +58,16 @@ def rank_layers(
 
 
 def keep_counts(total: int) -> list[int]:
-    """1, 2, 3, 5, 8, 12, ... up to ``total``: few evaluations, fine steps where they matter most."""
+    """1, 2, 3, 5, 8, 12, ... up to ``total - 1``: few evaluations, fine steps where they matter most.
+
+    At least one layer stays int8: with every ranked layer float the model would be FP32 again.
+    """
     counts, k = [], 1
-    while k < total:
+    while k < total - 1:
         counts.append(k)
         k = max(k + 1, round(k * 1.5))
-    counts.append(total)
+    if total > 1:
+        counts.append(total - 1)
     return counts
 
 
@@ -95,6 +99,8 @@ def keep_float_until_within_budget(
         result.ap = ap
         if fits(ap):
             break
+    if not chosen:  # nothing to search: the variant has a single int8 layer
+        log.info("%s: no layer can be kept float without losing every int8 layer", result.variant)
     result.within_budget = fits(result.ap)
     result.kept_float += [
         {
