@@ -33,7 +33,7 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from export.quantize_calib import QuantizeError, compute_ranges, tensor_amax
 from export.quantize_graph import CPU_REGION_OPS, WEIGHT_OPS, LayerPlan, plan_layers
-from export.quantize_measure import latency_ms, time_split
+from export.quantize_measure import compare_latency, time_split
 from export.quantize_trtcache import DEFAULT_TRT_VERSION, graph_tensor_names, write_calibration_cache
 
 CONFIG_KEY = "edgercnn.config"
@@ -354,7 +354,6 @@ def quantize_model(
         report.calibration_cache, report.cache_tensors = cache_path, len(amax)
 
         feed = feeds[0]
-        report.fp32_latency_ms = latency_ms(fp32_path, feed, options.threads, options.bench_runs)
         if evaluate is not None:
             report.fp32_ap = evaluate(fp32_path)
 
@@ -365,14 +364,14 @@ def quantize_model(
             target = out / f"{stem}.int8.{suffix}.onnx"
 
             if variant == "cpu" and layout == "auto":
+                candidates = {}
                 for candidate in CPU_LAYOUTS:
                     path = tmp / f"cpu_{candidate}.onnx"
                     _build(
                         prepared, fp32_path, plan, ranges_path, options, variant, candidate, user_float, path
                     )
-                    report.cpu_layouts_ms[candidate] = latency_ms(
-                        path, feed, options.threads, options.bench_runs
-                    )
+                    candidates[candidate] = path
+                report.cpu_layouts_ms = compare_latency(candidates, feed, options.threads, options.bench_runs)
                 layout = min(report.cpu_layouts_ms, key=lambda k: report.cpu_layouts_ms[k])
                 shutil.copyfile(tmp / f"cpu_{layout}.onnx", target)
             else:
@@ -399,8 +398,13 @@ def quantize_model(
                     )  # fmt: skip
             kept = {item["node"] for item in result.kept_float}
             result.quantized_layers = len(set(plan.nodes_for(variant, kept)) & set(plan.feature_layers))
-            result.latency_ms = latency_ms(target, feed, options.threads, options.bench_runs)
             result.time_split = time_split(target, feed, options.threads).to_dict()
             report.variants[variant] = result
+        # Side by side at the end: FP32 and every variant timed in turn under the same load.
+        models = {"fp32": fp32_path, **{name: result.path for name, result in report.variants.items()}}
+        latency = compare_latency(models, feed, options.threads, options.bench_runs)
+        report.fp32_latency_ms = latency["fp32"]
+        for name, result in report.variants.items():
+            result.latency_ms = latency[name]
     report.write(out, stem)
     return report

@@ -48,6 +48,23 @@ def latency_ms(path: str | Path, feed: dict[str, np.ndarray], threads: int = 2, 
     return float(statistics.median(times))
 
 
+def compare_latency(
+    paths: dict[str, str | Path], feed: dict[str, np.ndarray], threads: int = 2, runs: int = 5
+) -> dict[str, float]:
+    """Median ms per model, the models run in turn (round robin) so that a machine shared with other
+    work slows them all alike; timings taken one model after the other drift with the load."""
+    sessions = {name: open_session(path, threads) for name, path in paths.items()}
+    for session in sessions.values():
+        session.run(None, feed)
+    times: dict[str, list[float]] = {name: [] for name in sessions}
+    for _ in range(runs):
+        for name, session in sessions.items():
+            start = time.perf_counter()
+            session.run(None, feed)
+            times[name].append((time.perf_counter() - start) * 1000.0)
+    return {name: float(statistics.median(values)) for name, values in times.items()}
+
+
 @dataclass
 class TimeSplit:
     """Milliseconds per run in int8 kernels, in Q/DQ conversions and in float ops, plus the top float ops."""
