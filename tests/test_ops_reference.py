@@ -9,7 +9,7 @@ import torch
 import torchvision
 from torchvision.ops.poolers import LevelMapper, MultiScaleRoIAlign
 
-from export.ops import batched_nms, multi_level_roi_align
+from export.ops import OpArgumentError, batched_nms, multi_level_roi_align, translation_table
 
 IMAGE_HW = (64, 96)  # non-square; feature maps at strides 4..64
 STRIDES = (4, 8, 16, 32, 64)
@@ -128,8 +128,26 @@ def test_roi_align_with_no_rois_gives_empty_output():
 
 
 def test_roi_align_rejects_mismatched_levels_and_scales():
-    with pytest.raises(ValueError, match="one scale each"):
+    with pytest.raises(OpArgumentError, match="one scale each"):
         multi_level_roi_align(torch.zeros(1, 2, 4), random_features(1, 2), (7, 7), [0.25], 2)
+
+
+def test_roi_align_rejects_scales_that_are_not_power_of_two_strides():
+    with pytest.raises(OpArgumentError, match="power-of-two"):
+        multi_level_roi_align(torch.zeros(1, 2, 4), random_features(1, 2), (7, 7), [0.25, 0.1], 2)
+
+
+def test_nms_rejects_bad_shapes_and_thresholds():
+    boxes, scores, idxs = random_boxes(1, 10, seed=0)
+    with pytest.raises(OpArgumentError, match=r"scores \[N, B\]"):
+        batched_nms(boxes, scores[0], idxs, 0.5, 0.0, 5)
+    with pytest.raises(OpArgumentError, match="iou_threshold"):
+        batched_nms(boxes, scores, idxs, 1.5, 0.0, 5)
+
+
+def test_translation_table_rejects_unknown_flavour():
+    with pytest.raises(OpArgumentError, match="unknown ONNX flavour"):
+        translation_table("openvino")
 
 
 def torchvision_batched_nms(boxes, scores, idxs, iou, score_threshold, max_output, pre_nms_top_n):

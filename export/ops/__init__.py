@@ -8,6 +8,7 @@ The Python wrappers below are the stable API used by the deploy graph.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -19,10 +20,37 @@ from export.ops.reference import (
     multi_level_roi_align_reference,
 )
 
-__all__ = ["batched_nms", "multi_level_roi_align", "translation_table"]
+__all__ = ["OpArgumentError", "batched_nms", "multi_level_roi_align", "translation_table"]
 
 MAX_LEVELS = 5
 _MODES = {"avg": MODE_AVG, "max": MODE_MAX}
+
+
+class OpArgumentError(ValueError):
+    """Arguments the op contract (plugins/README.md) does not allow; raised at graph-build time,
+    before tracing, so the message names the argument instead of a deep export traceback."""
+
+
+def _check_roi_align_args(rois, features, output_size, spatial_scales, mode) -> None:
+    if not 1 <= len(features) <= MAX_LEVELS or len(features) != len(spatial_scales):
+        raise OpArgumentError(
+            f"multi_level_roi_align needs 1..{MAX_LEVELS} feature maps and one scale each, "
+            f"got {len(features)} maps and {len(spatial_scales)} scales"
+        )
+    if mode not in _MODES:
+        raise OpArgumentError(f"multi_level_roi_align mode must be 'avg' or 'max', got {mode!r}")
+    if rois.dim() != 3 or rois.shape[-1] != 4:
+        raise OpArgumentError(f"multi_level_roi_align rois must be [N, R, 4], got {list(rois.shape)}")
+    if len(output_size) != 2 or min(output_size) < 1:
+        raise OpArgumentError(
+            f"multi_level_roi_align output_size must be two positive ints, got {output_size}"
+        )
+    for scale in spatial_scales:
+        if not 0 < scale <= 1 or math.log2(scale) != round(math.log2(scale)):
+            raise OpArgumentError(
+                f"multi_level_roi_align spatial_scales must be 1/stride with power-of-two strides, "
+                f"got {list(spatial_scales)}"
+            )
 
 
 @torch.library.custom_op("edgercnn::multi_level_roi_align", mutates_args=())
@@ -110,15 +138,7 @@ def multi_level_roi_align(
 ) -> torch.Tensor:
     """torchvision ``MultiScaleRoIAlign`` (or ``roi_pool`` with ``mode="max"``) on ``[N, R, 4]``
     boxes: returns ``[N, R, C, oh, ow]``, every row computed (padding rows give finite values)."""
-    if not 1 <= len(features) <= MAX_LEVELS or len(features) != len(spatial_scales):
-        raise ValueError(
-            f"multi_level_roi_align needs 1..{MAX_LEVELS} feature maps and one scale each, "
-            f"got {len(features)} maps and {len(spatial_scales)} scales"
-        )
-    if mode not in _MODES:
-        raise ValueError(f"multi_level_roi_align mode must be 'avg' or 'max', got {mode!r}")
-    if rois.dim() != 3 or rois.shape[-1] != 4:
-        raise ValueError(f"multi_level_roi_align rois must be [N, R, 4], got {list(rois.shape)}")
+    _check_roi_align_args(rois, features, output_size, spatial_scales, mode)
     return _multi_level_roi_align_op(
         rois,
         list(features),
@@ -152,10 +172,14 @@ def batched_nms(
         or scores.shape != boxes.shape[:2]
         or idxs.shape != scores.shape
     ):
-        raise ValueError(
+        raise OpArgumentError(
             "batched_nms needs boxes [N, B, 4], scores [N, B], idxs [N, B]; got "
             f"{list(boxes.shape)}, {list(scores.shape)}, {list(idxs.shape)}"
         )
+    if not 0.0 <= iou_threshold <= 1.0:
+        raise OpArgumentError(f"batched_nms iou_threshold must be in [0, 1], got {iou_threshold}")
+    if max_output < 1:
+        raise OpArgumentError(f"batched_nms max_output must be at least 1, got {max_output}")
     if idxs.dtype != torch.int64:
         idxs = idxs.to(torch.int64)
     return _batched_nms_op(
