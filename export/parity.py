@@ -160,14 +160,18 @@ def parity_report(
     work_dir: str | Path | None = None,
     config_for: Callable[[str], dict] | None = None,
     min_score: float = 0.05,
+    deploy_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Eager vs each candidate on ``images`` (BGR, all of one size: the source size)."""
+    """Eager vs each candidate on ``images`` (BGR, all of one size: the source size).
+
+    ``deploy_options`` are extra ``DeployOptions`` fields (e.g. the keypoint search).
+    """
     if not images:
         raise ExportError("no images to compare on")
     height, width = images[0].shape[:2]
     if any(im.shape[:2] != (height, width) for im in images):
         raise ExportError("parity images must all have the graph's source size")
-    deploy = DeployRCNN(model.eval(), DeployOptions(height, width)).eval()
+    deploy = DeployRCNN(model.eval(), DeployOptions(height, width, **(deploy_options or {}))).eval()
     if config_for is None:
         from export import metadata
 
