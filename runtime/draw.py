@@ -25,16 +25,26 @@ def class_colour(label: int) -> tuple[int, int, int]:
 
 
 def _blend_masks(canvas: np.ndarray, dets: Detections, alpha: float) -> None:
-    if dets.mask_crops is None:
+    """Masks -> a one-byte colour-slot map (cheap per mask), then one colour lookup and blend pass."""
+    if not dets.mask_crops:
         return
+    slots = np.zeros(canvas.shape[:2], np.uint8)
+    palette: dict[int, int] = {}
     for crop, label in zip(dets.mask_crops, dets.labels.tolist(), strict=True):
-        if crop.mask.size == 0 or not crop.mask.any():
+        if crop.mask.size == 0:
             continue
+        slot = palette.setdefault(label, min(len(palette) + 1, 255))
         h, w = crop.mask.shape
-        region = canvas[crop.top : crop.top + h, crop.left : crop.left + w]
-        colour = np.array(class_colour(label), np.float32)
-        pixels = region[crop.mask].astype(np.float32)
-        region[crop.mask] = (pixels * (1 - alpha) + colour * alpha).astype(np.uint8)
+        np.copyto(slots[crop.top : crop.top + h, crop.left : crop.left + w], slot, where=crop.mask)
+    if not palette:
+        return
+    lut = np.zeros((256, 1, 3), np.uint8)
+    for label, slot in palette.items():
+        lut[slot, 0] = class_colour(label)
+    colours = cv2.LUT(cv2.merge([slots, slots, slots]), lut)
+    blended = cv2.addWeighted(canvas, 1.0 - alpha, colours, alpha, 0.0)
+    painted = cv2.compare(slots, 0, cv2.CMP_GT)
+    cv2.copyTo(blended, painted, canvas)
 
 
 def _draw_keypoints(canvas: np.ndarray, dets: Detections) -> None:

@@ -24,13 +24,15 @@ def crop_runs(crop: MaskCrop, image_height: int) -> tuple[np.ndarray, np.ndarray
         empty = np.zeros(0, np.int64)
         return empty, empty
     h, w = mask.shape
-    cols = np.zeros((w, h + 2), dtype=np.int8)
-    cols[:, 1:-1] = mask.T
-    edges = np.diff(cols, axis=1)  # +1 where a run starts, -1 one past where it ends
-    xs, ys = np.nonzero(edges)
-    kinds = edges[xs, ys]
-    position = (crop.left + xs.astype(np.int64)) * image_height + crop.top + ys
-    starts, ends = position[kinds > 0], position[kinds < 0]
+    padded = np.zeros((h + 2, w), dtype=np.int8)
+    padded[1:-1] = mask  # row-major all the way (no transposed copy); sorted to column-major below
+    edges = np.diff(padded, axis=0)  # +1 where a run starts in a column, -1 one past where it ends
+    flat = edges.ravel()
+    found = np.flatnonzero(flat)
+    kinds = flat[found]
+    ys, xs = np.divmod(found, w)
+    position = (crop.left + xs) * image_height + crop.top + ys
+    starts, ends = np.sort(position[kinds > 0]), np.sort(position[kinds < 0])
     # a run ending at a column's last image row continues into the next column's first row
     joined = np.flatnonzero(ends[:-1] == starts[1:])
     if joined.size:
@@ -39,18 +41,27 @@ def crop_runs(crop: MaskCrop, image_height: int) -> tuple[np.ndarray, np.ndarray
     return starts, ends
 
 
-def counts_to_string(counts: list[int]) -> str:
-    out = []
-    for i, count in enumerate(counts):
-        x = count - counts[i - 2] if i > 2 else count
-        while True:
-            chunk = x & 0x1F
-            x >>= 5
-            more = x != -1 if chunk & 0x10 else x != 0
-            out.append(chr((chunk | 0x20 if more else chunk) + 48))
-            if not more:
-                break
-    return "".join(out)
+def counts_to_string(counts: list[int] | np.ndarray) -> str:
+    """COCO's compact counts string, vectorized over counts (masks have thousands of runs)."""
+    values = np.asarray(counts, dtype=np.int64).copy()
+    if values.size == 0:
+        return ""
+    values[3:] -= np.asarray(counts, dtype=np.int64)[1:-2]
+    steps = 13  # 64-bit values in 5-bit groups
+    chunks = np.zeros((values.size, steps), np.uint8)
+    active = np.zeros((values.size, steps), bool)
+    x = values
+    alive = np.ones(values.size, bool)
+    for k in range(steps):
+        chunk = (x & 0x1F).astype(np.uint8)
+        x = x >> 5
+        more = np.where(chunk & 0x10, x != -1, x != 0) & alive
+        chunks[:, k] = np.where(more, chunk | 0x20, chunk) + 48
+        active[:, k] = alive
+        alive = more
+        if not alive.any():
+            break
+    return chunks[active].tobytes().decode("ascii")
 
 
 def encode_crop(crop: MaskCrop, image_size: tuple[int, int]) -> dict[str, Any]:
@@ -59,9 +70,9 @@ def encode_crop(crop: MaskCrop, image_size: tuple[int, int]) -> dict[str, Any]:
     bounds = np.empty(2 * len(starts) + 2, np.int64)
     bounds[0], bounds[-1] = 0, h * w
     bounds[1:-1:2], bounds[2:-1:2] = starts, ends
-    counts = np.diff(bounds).tolist()
+    counts = np.diff(bounds)
     if len(counts) > 1 and counts[-1] == 0:
-        counts.pop()  # ones up to the last pixel: COCO ends with that run, not an empty zero run
+        counts = counts[:-1]  # ones up to the last pixel: COCO ends with that run, not an empty zero run
     return {"size": [h, w], "counts": counts_to_string(counts)}
 
 
