@@ -152,7 +152,11 @@ def prepare_for_quantization(fp32_path: Path, out_path: Path) -> Path:
     out of int8. Symbolic shape inference is skipped: the deploy graph has static shapes, and it
     takes seconds even on tiny graphs and gives up on R-CNN graphs anyway.
     """
-    quant_pre_process(str(fp32_path), str(out_path), skip_symbolic_shape=True)
+    model = onnx.load(str(fp32_path), load_external_data=False)
+    # onnxruntime's optimizer cannot load a graph with TensorRT plugin nodes; the exporter has
+    # already folded batch norms, so the TensorRT-flavour file only gets shape inference.
+    has_plugins = any(node.domain not in ("", "ai.onnx") for node in model.graph.node)
+    quant_pre_process(str(fp32_path), str(out_path), skip_symbolic_shape=True, skip_optimization=has_plugins)
     return out_path
 
 
@@ -341,7 +345,14 @@ def quantize_model(
 
         ranges_path = out / f"{stem}.ranges.{options.method}.json"
         log.info("calibrating %d images with %s", len(feeds), options.method)
-        ranges = compute_ranges(prepared, feeds, options.method, (*WEIGHT_OPS, *CPU_REGION_OPS), ranges_path)
+        ranges = compute_ranges(
+            prepared,
+            feeds,
+            options.method,
+            (*WEIGHT_OPS, *CPU_REGION_OPS),
+            ranges_path,
+            threads=options.threads,
+        )
         report.ranges_path = ranges_path
 
         # TensorRT 10 implicit INT8: the cache names tensors of the FP32 ONNX the engine is built from,

@@ -171,6 +171,7 @@ def compute_ranges(
     op_types: Iterable[str],
     cache_path: str | Path,
     percentile: float = PERCENTILE,
+    threads: int = 2,
 ) -> TensorsData:
     """Run the model on ``feeds`` and save per-tensor ranges as onnxruntime's JSON range cache.
 
@@ -193,11 +194,9 @@ def compute_ranges(
     with tempfile.TemporaryDirectory(prefix="edgercnn-calib-") as tmp:
         augmented = Path(tmp) / "augmented.onnx"
         onnx.save(model, str(augmented))
-        import onnxruntime as ort
+        from export.quantize_measure import open_session
 
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        session = ort.InferenceSession(str(augmented), options, providers=["CPUExecutionProvider"])
+        session = open_session(augmented, threads)
         seen = 0
         for feed in feeds:
             for name, value in zip(names, session.run(names, feed), strict=True):

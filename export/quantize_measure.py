@@ -33,7 +33,9 @@ def open_session(path: str | Path, threads: int = 2, profile_dir: str | None = N
     if profile_dir is not None:
         options.enable_profiling = True
         options.profile_file_prefix = str(Path(profile_dir) / "profile")
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    from runtime.plugin_ops import create_session  # plain session, or plugin nodes on the CPU kernels
+
+    return create_session(path, options, ["CPUExecutionProvider"])
 
 
 def latency_ms(path: str | Path, feed: dict[str, np.ndarray], threads: int = 2, runs: int = 5) -> float:
