@@ -9,6 +9,7 @@ cannot, and the error says how to save a state_dict instead.
 from __future__ import annotations
 
 import pickle
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -35,11 +36,13 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+        if found is None:
+            raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (unpickling failed)") from None
         raise CheckpointError(
-            f"{path}: holds pickled Python objects (e.g. a whole model saved with torch.save(model)), "
-            "which cannot be loaded safely with weights_only=True. Save the weights instead: "
-            "torch.save(model.state_dict(), 'model_state.pth')"
-            f" [{str(exc).splitlines()[0][:160]}]"
+            f"{path}: holds a pickled {found.group(1)} object (e.g. a whole model saved with "
+            "torch.save(model)), which cannot be loaded safely with weights_only=True. Save the weights "
+            "instead: torch.save(model.state_dict(), 'model_state.pth')"
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

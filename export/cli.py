@@ -140,14 +140,15 @@ def resolve_source(args: argparse.Namespace) -> ModelSource:
 class Steps:
     """Numbered step lines with their duration: clear progress without a progress bar's noise."""
 
-    def __init__(self, total: int, stream: Any = sys.stderr) -> None:
+    def __init__(self, total: int, stream: Any = None) -> None:
         self.total, self.index, self.stream = total, 0, stream
         self.started = time.perf_counter()
 
     def __call__(self, message: str) -> None:
         self.index += 1
         elapsed = time.perf_counter() - self.started
-        print(f"[{self.index}/{self.total}] {elapsed:6.1f}s  {message}", file=self.stream, flush=True)
+        stream = self.stream or sys.stderr
+        print(f"[{self.index}/{self.total}] {elapsed:6.1f}s  {message}", file=stream, flush=True)
 
 
 def summary_table(results: list[Any]) -> str:

@@ -37,7 +37,7 @@ def _body() -> nn.Sequential:
     )
 
 
-def tiny_model(kind: str, seed: int = 0, **overrides: Any) -> nn.Module:
+def tiny_model(kind: str, seed: int = 0, num_classes: int = NUM_CLASSES, **overrides: Any) -> nn.Module:
     """A seeded random-weight ``kind`` model (FPN strides 4, 8, 16 and a pooled 32)."""
     torch.manual_seed(seed)
     backbone = BackboneWithFPN(
@@ -57,7 +57,7 @@ def tiny_model(kind: str, seed: int = 0, **overrides: Any) -> nn.Module:
         "rpn_post_nms_top_n_test": 100,
         "box_roi_pool": MultiScaleRoIAlign(["0", "1", "2"], output_size=7, sampling_ratio=2),
         "box_head": TwoMLPHead(FPN_CHANNELS * 49, 32),
-        "box_predictor": FastRCNNPredictor(32, NUM_CLASSES),
+        "box_predictor": FastRCNNPredictor(32, num_classes),
         "box_detections_per_img": 20,
     }
     kwargs.update(overrides)
@@ -70,7 +70,7 @@ def tiny_model(kind: str, seed: int = 0, **overrides: Any) -> nn.Module:
             num_classes=None,
             mask_roi_pool=pool14,
             mask_head=MaskRCNNHeads(FPN_CHANNELS, [8, 8], 1),
-            mask_predictor=MaskRCNNPredictor(8, 8, NUM_CLASSES),
+            mask_predictor=MaskRCNNPredictor(8, 8, num_classes),
             **kwargs,
         )
     elif kind == "keypointrcnn":
