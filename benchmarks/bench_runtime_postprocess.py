@@ -251,7 +251,7 @@ def main() -> int:
         print("exporting the reference Mask R-CNN for 1280x720 ...", file=sys.stderr)
         args.model, model_note = export_reference_model(folder)
     command = "python benchmarks/bench_runtime_postprocess.py" + (
-        f" --model {args.model}" if args.model else ""
+        f" --model {args.model}" if args.model and not model_note else ""
     )
     lines = [
         f"`{command}`; {platform.processor() or platform.machine()}, {pinning}.",
