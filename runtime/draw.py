@@ -43,7 +43,7 @@ def _blend_masks(canvas: np.ndarray, dets: Detections, alpha: float) -> None:
         lut[slot, 0] = class_colour(label)
     colours = cv2.LUT(cv2.merge([slots, slots, slots]), lut)
     blended = cv2.addWeighted(canvas, 1.0 - alpha, colours, alpha, 0.0)
-    painted = cv2.compare(slots, 0, cv2.CMP_GT)
+    painted = (slots > 0).view(np.uint8)
     cv2.copyTo(blended, painted, canvas)
 
 

@@ -177,7 +177,7 @@ class VideoSink:
         if entry is None:
             final = self.folder / f"{_safe_stem(frame.source)}.annotated{self.extension}"
             partial = final.with_name(final.stem + ".partial" + self.extension)
-            fourcc = cv2.VideoWriter_fourcc(*VIDEO_FOURCC.get(self.extension, "mp4v"))
+            fourcc = cv2.VideoWriter.fourcc(*VIDEO_FOURCC.get(self.extension, "mp4v"))
             writer = cv2.VideoWriter(str(partial), fourcc, self.fps, (w, h))
             if not writer.isOpened():
                 raise SinkError(f"{final}: cannot open a video writer ({self.extension})")
