@@ -12,6 +12,7 @@ markers) unless --no-write, with the command that produced it.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import platform
 import shlex
@@ -103,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         "--no-write", action="store_true", help="print only, do not update docs/benchmarks.md"
     )
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
+    logging.getLogger("edgercnn.quantize").setLevel(logging.INFO)
     command = "python benchmarks/bench_int8_cpu.py " + " ".join(
         shlex.quote(a) for a in (argv or sys.argv[1:])
     )
