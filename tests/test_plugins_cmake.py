@@ -82,3 +82,58 @@ def test_cmake_built_cpu_library_matches_torchvision_nms(cmake_build):
         boxes[None].numpy(), scores[None].numpy(), np.zeros((1, 500)), 0.5, float("-inf"), 500
     )
     np.testing.assert_array_equal(keep[0, : count[0]], expected)
+
+
+def find_tensorrt() -> tuple[Path, Path] | None:
+    """(include dir, libnvinfer) of an installed TensorRT, as CMakeLists.txt searches them."""
+    root = os.environ.get("TENSORRT_ROOT")
+    arch = f"{os.uname().machine}-linux-gnu"
+    includes = [Path(root) / "include"] if root else []
+    includes += [Path(f"/usr/include/{arch}"), Path("/usr/include")]
+    libs = [Path(root) / "lib"] if root else []
+    libs += [Path(f"/usr/lib/{arch}")]
+    include = next((d for d in includes if (d / "NvInferRuntime.h").is_file()), None)
+    lib = next((d / "libnvinfer.so" for d in libs if (d / "libnvinfer.so").exists()), None)
+    return (include, lib) if include and lib else None
+
+
+def test_tensorrt_plugin_wrappers_pass_host_checks(cmake_build, tmp_path):
+    """Creators, attribute parsing, formats, types and serialization of the IPluginV3 wrappers."""
+    tensorrt = find_tensorrt()
+    if tensorrt is None or NVCC is None:
+        pytest.skip("TensorRT headers/libnvinfer or nvcc not found (set TENSORRT_ROOT): wrappers not checked")
+    include, nvinfer = tensorrt
+    build, _ = cmake_build
+    cuda_roots = [
+        os.environ.get("CUDA_HOME"),
+        os.environ.get("CUDA_PATH"),
+        Path(NVCC).resolve().parents[1],
+        "/usr/local/cuda",
+    ]
+    cuda = next(Path(r) for r in cuda_roots if r and (Path(r) / "include" / "cuda_runtime_api.h").is_file())
+    cudart = cuda / "lib64"
+    exe = tmp_path / "trt_wrapper_check"
+    run(
+        [
+            "g++",
+            "-std=c++17",
+            "-O1",
+            "-Wno-deprecated-declarations",
+            "-isystem",
+            str(include),
+            f"-I{cudart.parent / 'include'}",
+            f"-I{PLUGINS / 'src' / 'common'}",
+            str(PLUGINS / "tests" / "trt_wrapper_check.cpp"),
+            *map(str, sorted((PLUGINS / "src" / "trt").glob("*.cpp"))),
+            f"-L{build}",
+            "-ledgercnn_kernels",
+            str(nvinfer),
+            f"-L{cudart}",
+            "-lcudart",
+            f"-Wl,-rpath,{build}:{nvinfer.parent}:{cudart}",
+            "-o",
+            str(exe),
+        ]
+    )
+    result = run([str(exe)])
+    assert "all plugin wrapper checks passed" in result.stdout
