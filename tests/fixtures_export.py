@@ -95,6 +95,10 @@ def _sharpen_heads(model: nn.Module) -> None:
         predictor = model.roi_heads.box_predictor
         predictor.cls_score.weight.normal_(0.0, 0.5)
         predictor.bbox_pred.weight.normal_(0.0, 0.05)
+        mask_predictor = getattr(model.roi_heads, "mask_predictor", None)
+        if mask_predictor is not None:  # masks that are neither empty nor full
+            mask_predictor.mask_fcn_logits.weight.normal_(0.0, 0.5)
+            mask_predictor.mask_fcn_logits.bias.fill_(0.2)
 
 
 def random_images(count: int, height: int, width: int, seed: int = 0) -> list[torch.Tensor]:
