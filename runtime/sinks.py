@@ -2,9 +2,9 @@
 
 Written so that a crash or Ctrl-C loses nothing already written: the JSONL gets one complete line
 per frame, flushed at once; images are written to a temporary name and renamed (a reader never
-sees half a file); the COCO json is rewritten atomically every few seconds and at the end; a
-video is written under a ``.partial`` name and renamed when closed (closing also happens on
-Ctrl-C and on exceptions, via ``SinkSet``'s context manager).
+sees half a file); the COCO json is streamed to a ``.partial`` file, flushed per frame, and
+completed and renamed at the end; a video is written under a ``.partial`` name and renamed when
+closed (closing also happens on Ctrl-C, SIGTERM and exceptions, via ``SinkSet``'s context manager).
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -77,29 +76,39 @@ class JsonlSink:
 class CocoResultsSink:
     """COCO results list (bbox, score, category_id, segmentation RLE, keypoints) for COCO eval.
 
-    ``image_ids`` maps a file name to its COCO image id; without it, frames are numbered from 1.
+    Streamed: each frame's results are appended to ``<name>.partial`` and flushed, so the cost per
+    frame stays flat on long runs; closing adds the final ``]`` and renames it into place. After a
+    hard kill the ``.partial`` holds every result written, as a JSON list missing its last ``]``
+    (``recover_coco_partial`` completes it). ``image_ids`` maps a file name to its COCO image id;
+    without it, frames are numbered from 1.
     """
 
-    def __init__(self, path: Path, image_ids: dict[str, int] | None = None, every_s: float = 5.0) -> None:
+    def __init__(self, path: Path, image_ids: dict[str, int] | None = None) -> None:
         self.path = path
+        self.partial = path.with_name(path.name + ".partial")
         self.image_ids = image_ids
-        self.every_s = every_s
-        self.results: list[dict[str, Any]] = []
-        self._count = 0
-        self._last_write = time.monotonic()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        self.count = 0
+        self._frames = 0
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = self.partial.open("w", encoding="utf-8")
+        except OSError as exc:
+            raise SinkError(f"{path}: cannot write ({exc.strerror or exc})") from exc
+        self._file.write("[")
+        self._file.flush()
 
     def _image_id(self, frame: Frame) -> int:
-        self._count += 1
+        self._frames += 1
         if self.image_ids is not None:
             name = Path(frame.source).name
             if name in self.image_ids:
                 return self.image_ids[name]
-        return self._count
+        return self._frames
 
     def write(self, frame: Frame, dets: Detections, annotated: np.ndarray | None = None) -> None:
         image_id = self._image_id(frame)
         rles = dets.mask_rles() if dets.mask_crops is not None else None
+        items = []
         for i in range(len(dets)):
             x1, y1, x2, y2 = (float(v) for v in dets.boxes[i])
             item: dict[str, Any] = {
@@ -113,16 +122,26 @@ class CocoResultsSink:
             if dets.keypoints is not None:
                 kp = dets.keypoints[i]
                 item["keypoints"] = [v for x, y, _ in kp.tolist() for v in (round(x, 2), round(y, 2), 1)]
-            self.results.append(item)
-        if time.monotonic() - self._last_write > self.every_s:
-            self._flush()
-
-    def _flush(self) -> None:
-        atomic_write_bytes(self.path, json.dumps(self.results).encode())
-        self._last_write = time.monotonic()
+            items.append(json.dumps(item))
+        if items:
+            self._file.write(("\n" if self.count == 0 else ",\n") + ",\n".join(items))
+            self._file.flush()
+            self.count += len(items)
 
     def close(self) -> None:
-        self._flush()
+        if self._file.closed:
+            return
+        self._file.write("\n]\n")
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        os.replace(self.partial, self.path)
+
+
+def recover_coco_partial(partial: Path) -> list[dict[str, Any]]:
+    """The results in a ``.partial`` COCO file left by a killed run."""
+    text = partial.read_text(encoding="utf-8").rstrip()
+    return json.loads(text + ("]" if not text.endswith("]") else ""))
 
 
 def _safe_stem(source: str) -> str:
