@@ -153,6 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-minutes", type=float, default=None, help="time budget: the schedule ends by then (see card)"
     )
     p.add_argument("--resume", action="store_true", help="continue from the work directory's checkpoint")
+    p.add_argument(
+        "--subset-images", type=int, default=SUBSET_SIZE, help="val images of the card's subset AP"
+    )
     p.add_argument("--val-limit", type=int, default=None, help="evaluate on the first N val images only")
     p.add_argument("--no-progress", action="store_true")
     return p
@@ -230,7 +233,7 @@ def train(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     gt, images = load_val(root, args.val_limit)
     val_ap = evaluate_model(model, spec.kind, gt, images)
     eval_seconds = time.perf_counter() - t0
-    sub_gt, sub_images = val_subset(args.data_seed)
+    sub_gt, sub_images = val_subset(args.data_seed, args.subset_images)
     subset_ap = evaluate_model(model, spec.kind, sub_gt, sub_images)
 
     model_kwargs = _constructor_kwargs(model)
@@ -280,7 +283,7 @@ def train(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
         "subset": {
             "source": "export.training.val_subset",
             "seed": args.data_seed,
-            "images": SUBSET_SIZE,
+            "images": args.subset_images,
             "ap": subset_ap,
         },
     }

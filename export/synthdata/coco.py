@@ -87,9 +87,12 @@ def scene_annotations(scene: Scene, image_id: int, first_id: int) -> list[dict[s
         }
         if obj.keypoints is not None:
             kp = obj.keypoints
-            ann["keypoints"] = [
-                round(float(v), 2) if i % 3 != 2 else int(v) for i, v in enumerate(kp.ravel())
-            ]
+            # Floor to 0.01 px so a point just inside the image never rounds onto its border.
+            xy = np.floor(kp[:, :2] * 100) / 100
+            flat: list[float | int] = []
+            for (x, y), v in zip(xy.tolist(), kp[:, 2].tolist(), strict=True):
+                flat += [x, y, int(v)]
+            ann["keypoints"] = flat
             ann["num_keypoints"] = int((kp[:, 2] > 0).sum())
         if obj.text is not None:
             ann["text"] = obj.text
