@@ -93,20 +93,22 @@ def roi_functions(device: str, channels: int, rois: int) -> tuple[Callable, Call
 
         kernels = CudaKernels()
 
-        def fused() -> torch.Tensor:
+        def fused_cuda() -> torch.Tensor:
             return kernels.multi_level_roi_align(boxes, features, (7, 7), SCALES, 2, False)
 
-        got = fused()[0]
+        fused: Callable[[], object] = fused_cuda
+        got = fused_cuda()[0]
     else:
         from runtime.plugin_ops import load_cpu_kernels
 
         cpu = load_cpu_kernels()
         np_boxes, np_features = boxes.numpy(), [f.numpy() for f in features]
 
-        def fused() -> np.ndarray:
+        def fused_cpu() -> np.ndarray:
             return cpu.multi_level_roi_align(np_boxes, np_features, 7, 7, SCALES, 2, False)
 
-        got = torch.from_numpy(fused()[0])
+        fused = fused_cpu
+        got = torch.from_numpy(fused_cpu()[0])
     error = float((got - reference()).abs().max())
     return fused, reference, error
 
@@ -125,22 +127,24 @@ def nms_functions(device: str, count: int) -> tuple[Callable, Callable, bool]:
         workspace = torch.empty(kernels.nms_workspace(1, count, -1, 0), dtype=torch.uint8, device="cuda")
         b, s, i = boxes[None], scores[None], levels[None]
 
-        def ours() -> tuple:
+        def ours_cuda() -> tuple:
             return kernels.batched_nms(b, s, i, iou, float("-inf"), kept, -1, workspace=workspace)
 
-        keep, n = ours()
+        ours: Callable[[], object] = ours_cuda
+        keep, n = ours_cuda()
         got = keep[0, : int(n[0])].cpu()
     else:
         from runtime.plugin_ops import load_cpu_kernels
 
         cpu = load_cpu_kernels()
-        b, s, i = boxes[None].numpy(), scores[None].numpy(), levels[None].numpy()
+        nb, ns, ni = boxes[None].numpy(), scores[None].numpy(), levels[None].numpy()
 
-        def ours() -> tuple:
-            return cpu.batched_nms(b, s, i, iou, float("-inf"), kept, -1)
+        def ours_cpu() -> tuple:
+            return cpu.batched_nms(nb, ns, ni, iou, float("-inf"), kept, -1)
 
-        keep, n = ours()
-        got = torch.from_numpy(keep[0, : int(n[0])])
+        ours = ours_cpu
+        keep_np, n_np = ours_cpu()
+        got = torch.from_numpy(keep_np[0, : int(n_np[0])])
     # Scores are distinct, so the contract's order equals torchvision's whatever algorithm it uses.
     same = torch.equal(got, reference().cpu())
     return ours, reference, same
