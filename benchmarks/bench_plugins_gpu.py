@@ -6,7 +6,8 @@
    1000 kept. Target on the GPU: no slower.
 
 ``--device cuda`` times the CUDA kernels (C entry points via ``plugins.cuda_kernels``) with CUDA
-events; ``--device cpu`` times the CPU kernels (``runtime.plugin_ops``) in process CPU time.
+events; ``--device cpu`` times the CPU kernels (``runtime.plugin_ops``) against torchvision's CPU ops,
+both on one thread, in thread CPU time.
 Both check that the outputs agree with torchvision before timing.
 
     python benchmarks/bench_plugins_gpu.py --device cuda|cpu [--repeats 50] [--no-write]
@@ -72,11 +73,12 @@ def time_ms(fn: Callable[[], object], device: str, repeats: int, warmup: int = 3
             end.synchronize()
             samples.append(start.elapsed_time(end))
     else:
-        # CPU time of the process (all its threads): robust on a shared machine, fair to multi-threaded torch.
+        # CPU time of this thread: both sides run on one thread (torch.set_num_threads(1) in main), and
+        # thread time is robust on a shared machine and blind to idle OpenMP workers spinning.
         for _ in range(repeats):
-            t0 = time.process_time()
+            t0 = time.thread_time()
             fn()
-            samples.append((time.process_time() - t0) * 1e3)
+            samples.append((time.thread_time() - t0) * 1e3)
     return statistics.median(samples)
 
 
@@ -154,7 +156,7 @@ def describe_device(device: str) -> str:
     if device == "cuda":
         return f"{torch.cuda.get_device_name()} (CUDA {torch.version.cuda}, torch {torch.__version__})"
     cpu = platform.processor() or platform.machine()
-    return f"{cpu}, torch {torch.__version__}, {torch.get_num_threads()} torch threads, process CPU time"
+    return f"{cpu}, torch {torch.__version__}, one thread each, thread CPU time"
 
 
 def run(device: str, repeats: int, channels: int, rois: int, boxes: int) -> list[str]:
@@ -208,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.device == "cuda" and not torch.cuda.is_available():
         print("no CUDA GPU here: run with --device cpu, or on a machine with a GPU", file=sys.stderr)
         return 2
+    if args.device == "cpu":
+        torch.set_num_threads(1)
     lines = run(args.device, args.repeats, args.channels, args.rois, args.boxes)
     print("\n".join(lines))
     if not args.no_write:

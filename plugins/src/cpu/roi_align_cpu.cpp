@@ -10,6 +10,18 @@ namespace {
 
 using edgercnn::BilinearTap;
 
+// One bilinear sample: flat offsets of its four taps on the level and their weights.
+struct Tap {
+    int64_t p1;
+    int64_t p2;
+    int64_t p3;
+    int64_t p4;
+    float w1;
+    float w2;
+    float w3;
+    float w4;
+};
+
 struct LevelView {
     const float* data;  // [N, C, H, W]
     int64_t height;
@@ -19,7 +31,7 @@ struct LevelView {
 
 void align_one_roi(const float* box, const LevelView& level, const float* image_features, int64_t channels,
                    int32_t out_h, int32_t out_w, int32_t sampling_ratio, bool aligned,
-                   std::vector<BilinearTap>& taps, std::vector<int>& tap_count, float* out) {
+                   std::vector<Tap>& taps, std::vector<int>& tap_count, float* out) {
     const int h = static_cast<int>(level.height);
     const int w = static_cast<int>(level.width);
     const edgercnn::RoiAlignGeometry g = edgercnn::roi_align_geometry(
@@ -36,7 +48,10 @@ void align_one_roi(const float* box, const LevelView& level, const float* image_
                     const float x = edgercnn::sample_coordinate(g.start_w, pw, g.bin_w, ix, g.grid_w);
                     BilinearTap t{};
                     if (edgercnn::bilinear_tap(y, x, h, w, t)) {
-                        taps.push_back(t);
+                        const int64_t row_low = static_cast<int64_t>(t.y_low) * w;
+                        const int64_t row_high = static_cast<int64_t>(t.y_high) * w;
+                        taps.push_back(Tap{row_low + t.x_low, row_low + t.x_high, row_high + t.x_low,
+                                           row_high + t.x_high, t.w1, t.w2, t.w3, t.w4});
                         ++n;
                     }
                 }
@@ -52,9 +67,8 @@ void align_one_roi(const float* box, const LevelView& level, const float* image_
         for (int64_t b = 0; b < bins; ++b) {
             float acc = 0.0f;
             for (int s = 0; s < tap_count[static_cast<size_t>(b)]; ++s, ++k) {
-                const BilinearTap& t = taps[k];
-                acc += t.w1 * f[t.y_low * w + t.x_low] + t.w2 * f[t.y_low * w + t.x_high] +
-                       t.w3 * f[t.y_high * w + t.x_low] + t.w4 * f[t.y_high * w + t.x_high];
+                const Tap& t = taps[k];
+                acc += t.w1 * f[t.p1] + t.w2 * f[t.p2] + t.w3 * f[t.p3] + t.w4 * f[t.p4];
             }
             o[b] = acc / g.count;
         }
@@ -115,7 +129,7 @@ extern "C" int edgercnn_cpu_multi_level_roi_align_f32(
     const int k_min = edgercnn::level_exponent(spatial_scales[0]);
     const int k_max = edgercnn::level_exponent(spatial_scales[num_levels - 1]);
     const int64_t roi_stride = channels * out_h * out_w;
-    std::vector<BilinearTap> taps;
+    std::vector<Tap> taps;
     std::vector<int> tap_count;
     for (int64_t n = 0; n < batch; ++n) {
         for (int64_t r = 0; r < num_rois; ++r) {
