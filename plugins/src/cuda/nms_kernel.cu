@@ -200,7 +200,8 @@ __global__ void reduce_mask_kernel(const unsigned long long* __restrict__ mask, 
                                    int32_t pre_nms_top_n, int32_t max_output, int64_t* keep, int64_t* count) {
     extern __shared__ unsigned long long removed[];
     __shared__ unsigned long long diagonal[kBlock];
-    __shared__ unsigned long long kept_bits;
+    __shared__ int32_t kept_in_block[kBlock];
+    __shared__ int32_t num_kept_in_block;
     __shared__ int32_t kept;
     const int32_t n = blockIdx.x;
     const int32_t eff = image_eff(candidates, n, pre_nms_top_n);
@@ -227,27 +228,27 @@ __global__ void reduce_mask_kernel(const unsigned long long* __restrict__ mask, 
         __syncthreads();
         if (threadIdx.x == 0) {
             unsigned long long word = removed[cb];
-            unsigned long long bits = 0;
             int32_t k = kept;
+            int32_t m = 0;
             for (int t = 0; t < in_block && k < max_output; ++t) {
                 if (!((word >> t) & 1ULL)) {
                     img_keep[k++] = img_order[cb * kBlock + t];
-                    bits |= 1ULL << t;
+                    kept_in_block[m++] = t;
                     word |= diagonal[t];
                 }
             }
             kept = k;
-            kept_bits = bits;
+            num_kept_in_block = m;
         }
         __syncthreads();
-        unsigned long long bits = kept_bits;
-        while (bits != 0) {
-            const int t = __ffsll(static_cast<long long>(bits)) - 1;
-            bits &= bits - 1;
-            const unsigned long long* row = img_mask + static_cast<int64_t>(cb * kBlock + t) * col_blocks;
-            for (int32_t w = cb + 1 + threadIdx.x; w < used_blocks; w += blockDim.x) {
-                removed[w] |= row[w];
-            }
+        // OR the rows of this block's kept boxes into the later words: all (row, word) pairs in
+        // parallel so that the global loads overlap instead of queuing behind each other.
+        const int32_t later = used_blocks - cb - 1;
+        const int32_t pairs = num_kept_in_block * later;
+        for (int32_t p = threadIdx.x; p < pairs; p += blockDim.x) {
+            const int32_t t = kept_in_block[p / later];
+            const int32_t w = cb + 1 + p % later;
+            atomicOr(removed + w, img_mask[static_cast<int64_t>(cb * kBlock + t) * col_blocks + w]);
         }
         __syncthreads();
     }
@@ -372,7 +373,7 @@ int run_nms(const void* boxes, const void* scores, const void* idxs, int64_t bat
         }
         const size_t shared = static_cast<size_t>(col_blocks > 0 ? col_blocks : 1) * sizeof(unsigned long long);
         if (nb > 0) {
-            reduce_mask_kernel<<<nb, 256, shared, stream>>>(w.mask, w.vals_out, w.candidates, b, rows, pre, k, keep,
+            reduce_mask_kernel<<<nb, 512, shared, stream>>>(w.mask, w.vals_out, w.candidates, b, rows, pre, k, keep,
                                                             count);
         }
     } else {
