@@ -254,6 +254,29 @@ def test_batched_nms_matches_torchvision_batched_nms(
         assert (keep[i, counts[i] :] == -1).all()
 
 
+def stable_class_aware_reference(boxes, scores, idxs, iou, score_threshold, max_output):
+    """Per-class torchvision nms, merged in stable score order: tie order independent of any unstable sort."""
+    candidates = torch.where(scores > score_threshold)[0]
+    candidates = candidates[torch.sort(scores[candidates], descending=True, stable=True).indices]
+    kept = torch.zeros(len(scores), dtype=torch.bool)
+    for c in torch.unique(idxs[candidates]):
+        members = candidates[idxs[candidates] == c]
+        kept[members[nms(boxes[members], scores[members], iou)]] = True
+    return candidates[kept[candidates]][:max_output].numpy()
+
+
+def test_batched_nms_class_aware_with_score_ties_keeps_stable_order(kernels):
+    boxes, scores = random_boxes(2000, seed=9, integer=True)
+    scores = scores.half().float()  # float16 scores: many ties across and within classes
+    idxs = torch.randint(0, 4, (2000,), generator=torch.Generator().manual_seed(10))
+    expected = stable_class_aware_reference(boxes, scores, idxs, 0.5, 0.1, 200)
+    keep, count = kernels.batched_nms(
+        boxes[None].numpy(), scores[None].numpy(), idxs[None].numpy(), 0.5, 0.1, 200
+    )
+    assert count[0] == len(expected)
+    np.testing.assert_array_equal(keep[0, : count[0]], expected)
+
+
 def test_batched_nms_with_no_boxes_or_no_candidates_gives_padding(kernels):
     keep, count = kernels.batched_nms(np.zeros((2, 0, 4)), np.zeros((2, 0)), np.zeros((2, 0)), 0.5, 0.0, 4)
     assert count.tolist() == [0, 0] and (keep == -1).all()
