@@ -144,6 +144,39 @@ def test_portable_roi_align_float16_matches_reference_computed_in_float32(tmp_pa
     np.testing.assert_allclose(got.astype(np.float32), expected.float().numpy(), rtol=1e-3, atol=1e-4)
 
 
+class LevelProbe(torch.nn.Module):
+    """Pools 1x1 (one sample, at the box centre) from constant maps holding the level index."""
+
+    def forward(self, rois, *features):
+        return multi_level_roi_align(rois, features, (1, 1), [1 / 4, 1 / 8, 1 / 16, 1 / 32], 1)
+
+
+def test_portable_level_mapping_differs_from_torchvision_only_within_1e5_of_a_level_boundary(tmp_path):
+    """Boxes around the level boundaries (sqrt(area) = 112, 224, 448 px): torch's CPU vector sqrt
+    and log2 are not correctly rounded, so within ~1e-6 of a boundary torchvision's own level
+    depends on the CPU; ONNX (correctly rounded sqrt, log in float64) may differ only there."""
+    gen = torch.Generator().manual_seed(60)
+    count = 30000
+    boundary = torch.tensor([112.0, 224.0, 448.0]).repeat(count // 3)
+    relative = (torch.rand(count, generator=gen) - 0.5) * 2e-4 * torch.rand(count, generator=gen) ** 4
+    side = boundary * (1 + relative)
+    width = side * torch.exp(torch.rand(count, generator=gen) - 0.5)  # non-square, same area
+    rois = torch.stack([torch.zeros(count), torch.zeros(count), width, side * side / width], dim=-1)[None]
+    features = [torch.full((1, 1, 100, 100), float(level)) for level in range(4)]  # cover every centre
+    expected = LevelProbe()(rois, *features).reshape(-1).round()  # bilinear weights sum to 1 - ulp
+    assert set(expected.tolist()) == {0.0, 1.0, 2.0, 3.0}
+    model = export_onnx(LevelProbe(), (rois, *features), "portable", tmp_path / "levels.onnx", fixed_args=1)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    feeds = {i.name: t.numpy() for i, t in zip(session.get_inputs(), (rois, *features), strict=True)}
+    got = np.round(session.run(None, feeds)[0].reshape(-1))
+    area = (rois[0, :, 2] * rois[0, :, 3]).double()
+    distance = (torch.log2(area.sqrt() / 224) + 1e-6).remainder(1.0)  # to the boundary below
+    distance = torch.minimum(distance, 1 - distance).numpy()
+    differs = got != expected.numpy()
+    assert (distance < 1e-5).sum() > 100 and (distance >= 1e-5).sum() > 10000  # both kinds present
+    assert (distance[differs] < 1e-5).all()
+
+
 NMS_CONFIGS = {
     "iou 0.2": (0.2, 0.05, 100, -1),
     "iou 0.5": (0.5, 0.05, 100, -1),
