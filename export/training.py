@@ -275,7 +275,7 @@ def train(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
             "threads": args.threads,
             "device": "cpu",
             "wall_seconds": round(train_seconds, 1),
-            "stopped_early": stopped_early,
+            "ended_by": "time budget" if stopped_early else "iterations",
             "torch": torch.__version__,
         },
         "val_ap": val_ap,
