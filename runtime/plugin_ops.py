@@ -87,9 +87,15 @@ def _compile_cpu_library(target: Path) -> Path:
             f"no C++ compiler '{compiler}' on PATH to build the plugin CPU kernels; install g++, set CXX, "
             "or point EDGERCNN_PLUGIN_CPU_LIB at a prebuilt libedgercnn_cpu (cmake -DEDGERCNN_CPU_ONLY=ON)"
         )
-    target.parent.mkdir(parents=True, exist_ok=True)
     cpp = [str(p) for p in _cpu_sources() if p.suffix == ".cpp"]
-    fd, tmp_name = tempfile.mkstemp(suffix=".so", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(suffix=".so", dir=target.parent)
+    except OSError as exc:
+        raise PluginOpsError(
+            f"cannot write the plugin CPU kernels to {target.parent} ({exc.strerror}); "
+            "set EDGERCNN_CACHE_DIR to a writable folder or EDGERCNN_PLUGIN_CPU_LIB to a prebuilt library"
+        ) from exc
     os.close(fd)
     cmd = [compiler, *_CXX_FLAGS, "-o", tmp_name, *cpp]
     result = subprocess.run(cmd, capture_output=True, text=True, check=False)

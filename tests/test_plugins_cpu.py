@@ -290,3 +290,38 @@ def test_batched_nms_with_no_boxes_or_no_candidates_gives_padding(kernels):
 def test_batched_nms_rejects_mismatched_shapes(kernels):
     with pytest.raises(PluginOpsError, match="scores"):
         kernels.batched_nms(np.zeros((1, 5, 4)), np.zeros((1, 4)), np.zeros((1, 5)), 0.5, 0.0, 4)
+
+
+def test_cpu_library_is_compiled_into_the_source_keyed_cache_and_found_there(tmp_path, monkeypatch):
+    from runtime import plugin_ops
+
+    monkeypatch.delenv("EDGERCNN_PLUGIN_CPU_LIB", raising=False)
+    monkeypatch.setenv("EDGERCNN_CACHE_DIR", str(tmp_path))
+    target = plugin_ops._cache_dir() / f"cpu-{plugin_ops._source_hash()}" / plugin_ops._LIB_NAME
+    assert tmp_path in target.parents
+    plugin_ops._compile_cpu_library(target)
+    assert plugin_ops.find_cpu_library() == target
+    boxes = np.array([[[0, 0, 10, 10], [1, 1, 10, 10]]], np.float32)
+    keep, count = CpuKernels(target).batched_nms(
+        boxes, np.array([[0.9, 0.8]]), np.zeros((1, 2)), 0.5, -1.0, 2
+    )
+    assert keep.tolist() == [[0, -1]] and count.tolist() == [1]
+
+
+def test_unwritable_cache_gives_one_clear_error(tmp_path, monkeypatch):
+    from runtime import plugin_ops
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.delenv("EDGERCNN_PLUGIN_CPU_LIB", raising=False)
+    monkeypatch.setenv("EDGERCNN_CACHE_DIR", str(blocker))
+    with pytest.raises(PluginOpsError, match="EDGERCNN_CACHE_DIR"):
+        plugin_ops._compile_cpu_library(blocker / "plugins" / "x" / "libedgercnn_cpu.so")
+
+
+def test_missing_library_path_in_environment_is_named(monkeypatch):
+    from runtime import plugin_ops
+
+    monkeypatch.setenv("EDGERCNN_PLUGIN_CPU_LIB", "/nonexistent/libedgercnn_cpu.so")
+    with pytest.raises(PluginOpsError, match=r"/nonexistent/libedgercnn_cpu\.so"):
+        plugin_ops.find_cpu_library()
