@@ -68,12 +68,10 @@ def _levels_as_float(
     x2 = op.Gather(flat_rois, _const_i64([2]), axis=1)
     y2 = op.Gather(flat_rois, _const_i64([3]), axis=1)
     size = op.Sqrt(op.Mul(op.Sub(x2, x1), op.Sub(y2, y1)))
-    # Bit-exact with torchvision near level boundaries (a box within ~1e-6 of one would otherwise
-    # change level): torch divides a tensor by a Python scalar as a multiplication by the float32
-    # reciprocal, and ONNX has no Log2, so log(x)/log(2) is taken in float64, then rounded.
-    ratio = op.Cast(op.Div(size, _const_f32(canonical_scale)), to=onnx.TensorProto.DOUBLE)
-    ln2 = op.Constant(value=ir.tensor([math.log(2.0)], dtype=ir.DataType.DOUBLE))
-    log2 = op.Cast(op.Div(op.Log(ratio), ln2), to=onnx.TensorProto.FLOAT)
+    # ONNX has no Log2: log(x)/log(2), in float32 like everything else here (float64 would match
+    # torch's log2 more often, but TensorRT has no float64, and torch's own vector sqrt/log2 are
+    # not correctly rounded anyway: near a level boundary torchvision's level depends on the CPU).
+    log2 = op.Div(op.Log(op.Div(size, _const_f32(canonical_scale))), _const_f32(math.log(2.0)))
     level = op.Floor(op.Add(op.Add(_const_f32(canonical_level), log2), _const_f32(eps)))
     level = op.Clip(level, _const_f32(k_min), _const_f32(k_max))
     return op.Reshape(op.Sub(level, _const_f32(k_min)), _const_i64([-1]))
