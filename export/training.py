@@ -123,7 +123,13 @@ def load_val(root: Path, limit: int | None = None) -> tuple[dict[str, Any], list
         gt["images"] = gt["images"][:limit]
         keep = {info["id"] for info in gt["images"]}
         gt["annotations"] = [a for a in gt["annotations"] if a["image_id"] in keep]
-    images = [cv2.imread(str(root / "val" / info["file_name"]), cv2.IMREAD_COLOR) for info in gt["images"]]
+    images = []
+    for info in gt["images"]:
+        path = root / "val" / info["file_name"]
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise TrainingError(f"{path}: cannot read image")
+        images.append(image)
     return gt, images
 
 
@@ -237,6 +243,7 @@ def train(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     subset_ap = evaluate_model(model, spec.kind, sub_gt, sub_images)
 
     model_kwargs = _constructor_kwargs(model)
+    transform: Any = model.transform
     card = {
         "architecture": args.arch,
         "kind": spec.kind,
@@ -251,8 +258,8 @@ def train(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
             "width": REF_IMAGE_WIDTH,
             "color": "RGB",
             "scale": "1/255",
-            "mean": model.transform.image_mean,
-            "std": model.transform.image_std,
+            "mean": transform.image_mean,
+            "std": transform.image_std,
         },
         "weights": weights.name,
         "weights_sha256": sha256_of(weights),
@@ -291,7 +298,7 @@ def train(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     return card
 
 
-def _constructor_kwargs(model: torch.nn.Module) -> dict[str, Any]:
+def _constructor_kwargs(model: Any) -> dict[str, Any]:
     """The inference settings a deploy graph needs to reproduce, read from the built model."""
     rpn, roi, transform = model.rpn, model.roi_heads, model.transform
     return {

@@ -45,7 +45,10 @@ def render_split_image(seed: int, split: str, index: int, width: int, height: in
     """Scene ``index`` of ``split``; its image is the decoded JPEG, i.e. exactly what is on disk."""
     scene = render_scene(scene_rng(seed, split, index), width, height)
     data = encode_jpeg(scene.image)
-    scene.image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if decoded is None:
+        raise SynthDataError("OpenCV could not decode the JPEG it just encoded")
+    scene.image = decoded
     return scene, data
 
 

@@ -273,11 +273,11 @@ def compose(background: np.ndarray, specs: list[ObjectSpec]) -> Scene:
             add(painter.result(), "occluder")
 
     scene = Scene(image)
-    for obj, _, kp in drawn:
+    for obj, _, joints in drawn:
         if obj.category == "occluder" or obj.mask.sum() < MIN_VISIBLE_PIXELS:
             continue
-        if kp is not None:
-            obj.keypoints = keypoint_visibility(kp, obj.mask, width, height)
+        if joints is not None:
+            obj.keypoints = keypoint_visibility(joints, obj.mask, width, height)
         scene.objects.append(obj)
     return scene
 
@@ -297,7 +297,7 @@ def keypoint_visibility(kp: np.ndarray, visible: np.ndarray, width: int, height:
 def photometric(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Lighting change (gain, gradient, colour cast), blur (Gaussian or motion) and sensor noise."""
     height, width = image.shape[:2]
-    img = image.astype(np.float32)
+    img: np.ndarray = image.astype(np.float32)
     gain = rng.uniform(0.55, 1.35)
     angle = rng.uniform(0, 2 * np.pi)
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)

@@ -114,7 +114,7 @@ def write_video(
     """Write the clip as mp4v and its ground truth beside it (``<name>.json``); return the json path."""
     path = Path(path)
     frames, coco = render_video_frames(seed, seconds, fps, width, height)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, (width, height))
     if not writer.isOpened():
         raise VideoWriteError(f"{path}: OpenCV cannot write an mp4v video here")
     for frame in frames:
