@@ -4,6 +4,7 @@
 // when the candidates are too many for an O(B^2) bitmask, runs a greedy sweep (one CUDA block per
 // image, stopping at max_output). Both give the same indices.
 #include <cub/device/device_radix_sort.cuh>
+#include <cooperative_groups.h>
 #include <cub/device/device_segmented_radix_sort.cuh>
 #include <cuda_fp16.h>
 
@@ -104,7 +105,13 @@ __global__ void prepare_keys_kernel(const T* __restrict__ scores, int32_t batch,
         keys[i] = pass ? edgercnn::score_sort_key(s) : -INFINITY;
         vals[i] = i % num_boxes;
         if (pass) {
-            atomicAdd(candidates + i / num_boxes, 1);
+            // One atomic per warp and image instead of one per box (sm_70+: labeled_partition).
+            const int32_t n = i / num_boxes;
+            cooperative_groups::coalesced_group passing = cooperative_groups::coalesced_threads();
+            cooperative_groups::coalesced_group same_image = cooperative_groups::labeled_partition(passing, n);
+            if (same_image.thread_rank() == 0) {
+                atomicAdd(candidates + n, static_cast<int32_t>(same_image.size()));
+            }
         }
     }
     for (int32_t n = blockIdx.x * blockDim.x + threadIdx.x; n <= batch; n += blockDim.x * gridDim.x) {
