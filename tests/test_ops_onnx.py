@@ -315,7 +315,7 @@ def test_tensorrt_flavour_carries_the_op_arguments_as_attributes(tensorrt_model)
 
 
 def test_tensorrt_flavour_passes_checker_and_declares_output_types(tensorrt_model):
-    onnx.checker.check_model(tensorrt_model)
+    onnx.checker.check_model(tensorrt_model, full_check=True)
     inferred = onnx.shape_inference.infer_shapes(tensorrt_model)
     outputs = {o.name: o.type.tensor_type for o in inferred.graph.output}
     pooled, keep, count = (outputs[o.name] for o in tensorrt_model.graph.output)
