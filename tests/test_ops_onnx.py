@@ -15,7 +15,9 @@ import pytest
 import torch
 
 from export.ops import batched_nms, multi_level_roi_align, onnx_translation, translation_table
-from tests.test_ops_reference import STRIDES, random_boxes, random_features, random_rois
+from tests.fixtures_ops import STRIDES, random_boxes, random_features, random_rois
+
+pytestmark = pytest.mark.filterwarnings("ignore:# The axis name:UserWarning")  # dynamic batch naming
 
 CONTRACT = Path(__file__).resolve().parents[1] / "plugins" / "README.md"
 
