@@ -4,8 +4,9 @@ Two flavours (see ``plugins/README.md``):
 - ``portable``: standard ONNX ops (opset 18) that onnxruntime or any runtime runs. ONNX ``RoiAlign``
   and ``MaxRoiPool`` are torchvision's ``roi_align`` / ``roi_pool`` once ``aligned`` is mapped to
   ``coordinate_transformation_mode`` and the sampling ratio clamped at 0 (ONNX's "adaptive");
-  ``NonMaxSuppression`` runs class-aware on an ``[N, classes, B]`` score layout, then the kept boxes
-  are merged by score with ``TopK`` (ties: lower index first, as torchvision's stable ``nms``).
+  Candidates above the score threshold are compacted with ``TopK``, ``NonMaxSuppression`` runs
+  class-aware on an ``[N, classes, candidates]`` score layout, then the kept boxes are merged by
+  score with ``TopK`` (ties: lower index first, as torchvision's stable ``nms``).
 - ``tensorrt``: one plugin node per op, exactly the contract's op type, domain and attributes.
 
 The functions are traced by the exporter (plain Python calling onnxscript ops), so attributes
