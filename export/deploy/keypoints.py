@@ -21,11 +21,12 @@ WINDOW_RADIUS = 1.5
 
 
 def window_length(max_output: int, heatmap_size: int, radius: float | None = WINDOW_RADIUS) -> int:
-    """Output pixels whose source coordinate lies in a ``2 * radius`` interval, at most;
+    """Output pixels whose source coordinate lies within ``radius`` cells plus one pixel of a centre;
     ``radius=None`` covers the largest RoI whole (exhaustive, exact for any heatmap)."""
     if radius is None:
         return max_output
-    return min(int(2 * radius * max_output // heatmap_size) + 2, max_output)
+    # ``radius`` cells plus one output pixel (``scale`` cells) either side, plus the end points.
+    return min(int(2 * radius * max_output // heatmap_size) + 4, max_output)
 
 
 def _cubic_weights(t: torch.Tensor) -> list[torch.Tensor]:
@@ -54,7 +55,9 @@ def _axis_window(
     out = out_size.reshape(-1, 1, 1, 1)
     scale = in_size / out  # float32, as area_pixel_compute_scale
     c = center.to(torch.float32).unsqueeze(-1)
-    start = torch.ceil((c - radius + 0.5) / scale - 0.5)
+    # One more output pixel on each side: when the map is shrunk (scale > 1 cell per pixel) the
+    # pixel nearest the peak can sit almost a pixel away, and its neighbour may be the maximum.
+    start = torch.ceil((c - (radius + scale) + 0.5) / scale - 0.5)
     start = torch.minimum(start, (out - length).clamp(min=0.0)).clamp(min=0.0)
     steps = torch.arange(length, dtype=torch.float32, device=center.device)
     position = start + steps
