@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Literal
 
 import torch
 
@@ -193,7 +194,7 @@ def batched_nms(
     )
 
 
-def translation_table(flavour: str) -> dict:
+def translation_table(flavour: Literal["portable", "tensorrt"]) -> dict:
     """ONNX translations of both ops for ``torch.onnx.export(dynamo=True, custom_translation_table=...)``."""
     from export.ops.onnx_translation import build_translation_table
 

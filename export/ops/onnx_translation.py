@@ -17,14 +17,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import onnx
 import onnx.defs
 import onnxscript
 import torch
 from onnxscript import FLOAT, INT64, ir
-from onnxscript import opset18 as op
+
+# The exporter traces these functions with graph values, not the eager tensors onnxscript's typed
+# opset stubs describe; the FLOAT / INT64 annotations below are what the exporter reads.
+op: Any = onnxscript.opset18
 
 PLUGIN_DOMAIN = "trt.plugins"
 PLUGIN_VERSION = "1"
