@@ -277,7 +277,10 @@ def format_report(report: dict[str, Any]) -> str:
         if "mean_mask_iou" in c:
             extra.append(f"mask IoU {c['mean_mask_iou']:.4f}")
         if "max_keypoint_error_px" in c:
-            extra.append(f"kp err {c['max_keypoint_error_px']:.2f}px")
+            extra.append(
+                f"kp max err {c['max_keypoint_error_px']:.2f}px, "
+                f"{100 * c['keypoints_within_1px_share']:.2f}% within 1px"
+            )
         if "ap" in c:
             extra.append(
                 "AP "

@@ -95,6 +95,8 @@ class ParityTally:
     mask_ious: list[float] = field(default_factory=list)
     max_keypoint_error: float = 0.0
     keypoint_pairs: int = 0
+    keypoints_compared: int = 0
+    keypoints_within_1px: int = 0
 
     def add(self, reference: Mapping[str, np.ndarray], candidate: Mapping[str, np.ndarray]) -> None:
         """Compare one image's detections (dicts with boxes, scores, labels[, masks, keypoints])."""
@@ -120,6 +122,9 @@ class ParityTally:
                 )
                 self.max_keypoint_error = max(self.max_keypoint_error, float(diff.max(initial=0.0)))
                 self.keypoint_pairs += 1
+                per_keypoint = diff.max(axis=-1, initial=0.0)
+                self.keypoints_compared += int(per_keypoint.size)
+                self.keypoints_within_1px += int((per_keypoint <= 1.0).sum())
 
     @property
     def matched_share(self) -> float:
@@ -147,6 +152,7 @@ class ParityTally:
             out["min_mask_iou"] = float(np.min(self.mask_ious))
         if self.keypoint_pairs:
             out["max_keypoint_error_px"] = self.max_keypoint_error
+            out["keypoints_within_1px_share"] = self.keypoints_within_1px / max(self.keypoints_compared, 1)
         return out
 
 

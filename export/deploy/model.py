@@ -25,7 +25,7 @@ from export.deploy.rpn import StaticRPN
 
 BASE_OUTPUTS = ["num_detections", "boxes", "scores", "labels"]
 # Local maxima of each keypoint heatmap around which the upsampled map is searched.
-DEFAULT_KEYPOINT_CANDIDATES = 6
+DEFAULT_KEYPOINT_CANDIDATES = 8
 
 
 @dataclass(frozen=True)
