@@ -126,6 +126,11 @@ def entropy_bin(hist: np.ndarray, quantized_bins: int = 128, stride: int = ENTRO
     folded into its last bin; the candidate is ``hist[:i]`` merged into ``quantized_bins`` groups
     and spread back evenly over each group's non-empty bins.
     """
+    # The first bin holds the exact zeros of every ReLU output, often most of the tensor. Merged
+    # into a 128-level group it dominates the KL and drives the threshold down to a few bins
+    # (measured: Mask R-CNN box AP 72 -> 29); zeros are exact at any scale, so they are left out.
+    hist = np.asarray(hist, dtype=np.float64).copy()
+    hist[0] = 0.0
     total = hist.sum()
     if total == 0 or len(hist) <= quantized_bins:
         return len(hist)

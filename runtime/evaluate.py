@@ -114,7 +114,11 @@ def detections_to_coco(image_id: int, dets: Any, categories: dict[int, int]) -> 
 
 
 def coco_ap(
-    coco: Any, results: list[dict[str, Any]], iou_type: str, image_ids: list[int]
+    coco: Any,
+    results: list[dict[str, Any]],
+    iou_type: str,
+    image_ids: list[int],
+    category_ids: list[int] | None = None,
 ) -> dict[str, float]:
     """COCOeval's summary for one IoU type, in points; all zeros when there is no detection."""
     _, coco_eval_cls = _coco_api()
@@ -124,7 +128,12 @@ def coco_ap(
         dt = coco.loadRes(results)
         evaluator = coco_eval_cls(coco, dt, iou_type)
         evaluator.params.imgIds = image_ids
+        if category_ids is not None:  # the model's classes only: a person-only model is not scored on cars
+            evaluator.params.catIds = sorted(category_ids)
         if iou_type == "keypoints":
+            # Only categories with keypoints take part (cars have no 'num_keypoints' to score).
+            wanted = {c["id"] for c in coco.loadCats(coco.getCatIds()) if c.get("keypoints")}
+            evaluator.params.catIds = [c for c in evaluator.params.catIds if c in wanted]
             count = len(results[0]["keypoints"]) // 3
             sigmas = COCO_SIGMAS if count == len(COCO_SIGMAS) else [0.05] * count
             evaluator.params.kpt_oks_sigmas = np.array(sigmas)
@@ -179,12 +188,14 @@ def evaluate_model(
     iou_types = ["bbox"]
     if det.config.has_masks:
         iou_types.append("segm")
-    if det.config.has_keypoints and any(
-        a.get("num_keypoints", 0) for a in coco.dataset.get("annotations", [])
-    ):
+    keypoint_categories = {c["id"] for c in coco.loadCats(coco.getCatIds()) if c.get("keypoints")}
+    if det.config.has_keypoints and keypoint_categories:
         iou_types.append("keypoints")
     for iou_type in iou_types:
-        result.stats[iou_type] = coco_ap(coco, results, iou_type, image_ids)
+        scored = results
+        if iou_type == "keypoints":
+            scored = [r for r in results if r["category_id"] in keypoint_categories and "keypoints" in r]
+        result.stats[iou_type] = coco_ap(coco, scored, iou_type, image_ids, sorted(set(categories.values())))
         result.ap[iou_type] = result.stats[iou_type]["AP"]
     return result
 
