@@ -111,3 +111,15 @@ def test_bad_inputs_name_the_file(dataset, tmp_path, capsys):
         evaluate_model(model, root / "images", tmp_path / "other.json", progress=False)
     assert main([str(tmp_path / "missing.onnx"), "--images", str(root / "images"), "--ann", str(ann)]) == 2
     assert "missing.onnx" in capsys.readouterr().err
+
+
+def test_classes_the_model_does_not_predict_are_not_scored(dataset, tmp_path):
+    root, model, ann, raw = dataset
+    data = json.loads(ann.read_text())
+    data["categories"].append({"id": 9, "name": "car"})
+    box = {"image_id": 1, "category_id": 9, "bbox": [1, 1, 10, 10], "area": 100, "iscrowd": 0}
+    extra = [{"id": 1000 + i, **box} for i in range(3)]
+    data["annotations"] += extra
+    (tmp_path / "cars.json").write_text(json.dumps(data))
+    result = evaluate_model(model, root / "images", tmp_path / "cars.json", progress=False)
+    assert result.ap["bbox"] == pytest.approx(_reference_ap(ann, raw), abs=1e-6)

@@ -50,3 +50,13 @@ def test_minmax_and_one_sided_tensors_keep_the_observed_range():
     assert range_from_histogram(relu, "minmax", 99.99) == (relu.low, relu.high)
     low, high = range_from_histogram(relu, "entropy", 99.99)
     assert low == relu.low >= 0 and 0 < high <= relu.high  # a ReLU output is never given negative range
+
+
+def test_entropy_threshold_of_a_relu_output_is_not_pulled_down_by_its_zeros():
+    rng = np.random.default_rng(4)
+    values = np.maximum(rng.normal(0, 1, 200_000), 0).astype(np.float32)  # half exact zeros
+    values[:1000] = 0.0
+    collector = AbsHistogram()
+    collector.add(values)
+    _, high = range_from_histogram(collector, "entropy", 99.99)
+    assert high > 2.0  # the bulk of a unit Gaussian's positive half, not a handful of bins
