@@ -59,4 +59,4 @@ def test_entropy_threshold_of_a_relu_output_is_not_pulled_down_by_its_zeros():
     collector = AbsHistogram()
     collector.add(values)
     _, high = range_from_histogram(collector, "entropy", 99.99)
-    assert high > 2.0  # the bulk of a unit Gaussian's positive half, not a handful of bins
+    assert high > 3.0  # the bulk of a unit Gaussian's positive half (the zero spike pulled it to 1.96)
