@@ -268,15 +268,16 @@ def _calibration_feeds(fp32_onnx: Path, calib_dir: Path, limit: int | None) -> l
 
 def ap_evaluator(options: QuantizeOptions) -> Callable[[Path], dict[str, float]] | None:
     """A function model path -> COCO AP (points) on the evaluation set, or None without one."""
-    if options.eval_images is None or options.eval_ann is None:
+    images, ann = options.eval_images, options.eval_ann
+    if images is None or ann is None:
         return None
     from runtime.evaluate import evaluate_model
 
     def evaluate(path: Path) -> dict[str, float]:
         return evaluate_model(
             path,
-            options.eval_images,
-            options.eval_ann,
+            images,
+            ann,
             limit=options.eval_limit,
             threads=options.threads,
             progress=options.progress,
@@ -375,7 +376,7 @@ def quantize_model(
             target = out / f"{stem}.int8.{suffix}.onnx"
 
             if variant == "cpu" and layout == "auto":
-                candidates = {}
+                candidates: dict[str, str | Path] = {}
                 for candidate in CPU_LAYOUTS:
                     path = tmp / f"cpu_{candidate}.onnx"
                     _build(
@@ -403,7 +404,7 @@ def quantize_model(
                 result.within_budget = within_budget(report.fp32_ap, result.ap, options)
                 if not result.within_budget:
                     keep_float_until_within_budget(
-                        result, report.fp32_ap, plan, lambda keep, path, b=build: b(keep, path), evaluate,
+                        result, report.fp32_ap, plan, build, evaluate,
                         lambda ap: within_budget(report.fp32_ap, ap, options),
                         prepared, feeds[: options.sensitivity_images], options, tmp, user_float,
                     )  # fmt: skip
@@ -412,7 +413,8 @@ def quantize_model(
             result.time_split = time_split(target, feed, options.threads).to_dict()
             report.variants[variant] = result
         # Side by side at the end: FP32 and every variant timed in turn under the same load.
-        models = {"fp32": fp32_path, **{name: result.path for name, result in report.variants.items()}}
+        models: dict[str, str | Path] = {"fp32": fp32_path}
+        models.update({name: result.path for name, result in report.variants.items()})
         latency = compare_latency(models, feed, options.threads, options.bench_runs)
         report.fp32_latency_ms = latency["fp32"]
         for name, result in report.variants.items():

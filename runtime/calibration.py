@@ -222,12 +222,12 @@ def build_calibration_set(
     for path in [images[i] for i in evenly_spaced(len(images), count * 2)]:
         candidates.append((str(path), None, read_image_bgr(path)))
     for video in videos:
-        for frame_index, frame in sample_video_frames(video, per_video):
-            candidates.append((str(video), frame_index, frame))
+        for frame_index, decoded in sample_video_frames(video, per_video):
+            candidates.append((str(video), frame_index, decoded))
 
     result = CalibrationSet(directory=out, considered=len(candidates))
     dedup = NearDuplicateFilter(dedup_threshold)
-    unique = [(src, frame, image) for src, frame, image in candidates if dedup.is_new(image)]
+    unique = [candidate for candidate in candidates if dedup.is_new(candidate[2])]
     result.duplicates = len(candidates) - len(unique)
     for number, index in enumerate(evenly_spaced(len(unique), count)):
         source, frame, image = unique[index]
