@@ -87,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32")
     e.add_argument("--engine", action="store_true", help="also build TensorRT engines (needs TensorRT)")
     e.add_argument("--calib", type=Path, help="calibration images for --precision int8")
+    e.add_argument("--plugin-lib", type=Path, help="libedgercnn_plugins.so for TensorRT-flavour engines")
     return p
 
 
@@ -174,18 +175,89 @@ def summary_table(results: list[Any]) -> str:
     return "\n".join(lines)
 
 
-def build_extras(args: argparse.Namespace, results: list[Any]) -> list[Any]:
-    """Engines (``--engine``) and reduced precision (``--precision fp16|int8``) from the ONNX files.
+def _artefact(path: Path, flavour: str, seconds: float, notes: list[str]) -> Any:
+    """A derived file (INT8, FP16) as a row of the summary table."""
+    from export.onnx_export import ExportResult
 
-    This is where export/engine.py (TensorRT engines) and export/quantize.py (INT8) plug in; the
-    ONNX files above are complete without them.
+    return ExportResult(
+        flavour=flavour,
+        path=path,
+        seconds=seconds,
+        nodes=0,
+        size_bytes=path.stat().st_size,
+        outputs=[],
+        simplified=False,
+        notes=notes,
+    )
+
+
+def reduced_precision(args: argparse.Namespace, results: list[Any]) -> list[Any]:
+    """``--precision fp16|int8``: FP16 ONNX (TensorRT 11 strong typing) or INT8 Q/DQ + calibration cache.
+
+    INT8 is made from the portable file (onnxruntime calibrates it); its Q/DQ placement serves
+    TensorRT too, and the calibration cache serves TensorRT 10's implicit INT8 for either flavour.
     """
-    if args.engine or args.precision != "fp32":
-        raise ExportError(
-            "--engine / --precision fp16|int8 are not wired into 'edgercnn export' in this build; "
-            "use 'edgercnn build' and 'edgercnn quantize' on the exported ONNX"
-        )
-    return []
+    extras: list[Any] = []
+    if args.precision == "fp16":
+        from export.fp16 import Fp16Error, convert_to_fp16
+
+        for r in results:
+            started = time.perf_counter()
+            out = r.path.with_name(r.path.name.removesuffix(".onnx") + ".fp16.onnx")
+            try:
+                convert_to_fp16(r.path, out)
+            except Fp16Error as exc:
+                raise ExportError(str(exc)) from None
+            extras.append(_artefact(out, f"{r.flavour}-fp16", time.perf_counter() - started, []))
+    elif args.precision == "int8":
+        if args.calib is None:
+            raise ExportError(
+                "--precision int8 needs --calib DIR (e.g. calib_data/synth, or 'edgercnn calibrate')"
+            )
+        from export.quantize import QuantizeError, QuantizeOptions, quantize_model
+
+        portable = [r for r in results if r.flavour == "portable"]
+        if not portable:
+            raise ExportError("--precision int8 quantizes the portable ONNX: add 'portable' to --flavour")
+        started = time.perf_counter()
+        try:
+            report = quantize_model(portable[0].path, args.calib, portable[0].path.parent, QuantizeOptions())
+        except QuantizeError as exc:
+            raise ExportError(str(exc)) from None
+        print(report.to_markdown(), file=sys.stderr)
+        seconds = time.perf_counter() - started
+        for name, variant in report.variants.items():
+            extras.append(_artefact(variant.path, f"int8-{name}", seconds, [f"layout {variant.layout}"]))
+        if report.calibration_cache is not None:
+            extras.append(_artefact(report.calibration_cache, "calib-cache", seconds, ["TensorRT 10"]))
+    return extras
+
+
+def build_extras(args: argparse.Namespace, results: list[Any]) -> list[Any]:
+    """Reduced precision (``--precision``) and TensorRT engines (``--engine``) from the ONNX files.
+
+    Without TensorRT or a GPU, ``--engine`` prints the exact command that finishes the engine on
+    the target instead of failing: every ONNX artefact is complete without it.
+    """
+    extras = reduced_precision(args, results)
+    if args.engine:
+        from export.engine import EngineBuildError, EngineOptions, build_engine
+
+        plugin_lib = getattr(args, "plugin_lib", None)
+        for r in results:
+            calib_cache = next((e.path for e in extras if e.flavour == "calib-cache"), None)
+            options = EngineOptions(
+                precision=args.precision,
+                calib_cache=calib_cache,
+                calib_images=args.calib,
+                plugin_lib=plugin_lib if r.flavour == "tensorrt" else None,
+            )
+            try:
+                outcome = build_engine(r.path, None, options)
+            except EngineBuildError as exc:
+                raise ExportError(f"{r.path}: {exc}") from None
+            print(outcome.summary(), file=sys.stderr)
+    return extras
 
 
 def run(args: argparse.Namespace) -> list[Any]:
@@ -196,6 +268,10 @@ def run(args: argparse.Namespace) -> list[Any]:
     if unknown or not flavours:
         raise ExportError(f"unknown flavour(s) {unknown}; choose from {', '.join(FLAVOURS)}")
     batch = parse_batch(args.batch)
+    if args.precision == "int8" and args.calib is None:  # before the export, not after it
+        raise ExportError(
+            "--precision int8 needs --calib DIR (e.g. calib_data/synth, or 'edgercnn calibrate')"
+        )
     source = resolve_source(args)
     steps = Steps(total=3 + len(flavours) * (2 if args.no_simplify else 3))
 
