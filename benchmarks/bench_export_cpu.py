@@ -25,7 +25,6 @@ import io
 import os
 import platform
 import statistics
-import sys
 import tempfile
 import time
 import warnings
@@ -35,14 +34,12 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import torch
+from edgercnn.export import metadata
+from edgercnn.export.deploy import DeployOptions, DeployRCNN
+from edgercnn.export.onnx_export import export_onnx
+from edgercnn.export.refmodels import architectures
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from export import architectures, metadata  # noqa: E402
-from export.deploy import DeployOptions, DeployRCNN  # noqa: E402
-from export.onnx_export import export_onnx  # noqa: E402
 
 SECTION = "bench_export_cpu"
 DOC = REPO / "docs" / "benchmarks.md"

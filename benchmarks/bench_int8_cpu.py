@@ -20,14 +20,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+from edgercnn.export.quantize.fp16 import convert_to_fp16, detection_parity
+from edgercnn.export.quantize.pipeline import QuantizeOptions, QuantizeReport, quantize_model
+from edgercnn.runtime.calibration import iter_calibration_batches
+from edgercnn.runtime.config import ModelConfig
 
-from export.fp16 import convert_to_fp16, detection_parity  # noqa: E402
-from export.quantize import QuantizeOptions, QuantizeReport, quantize_model  # noqa: E402
-from runtime.calibration import iter_calibration_batches  # noqa: E402
-from runtime.config import ModelConfig  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 MARK_START = "<!-- bench_int8_cpu:start -->"
 MARK_END = "<!-- bench_int8_cpu:end -->"

@@ -23,7 +23,6 @@ import io
 import os
 import platform
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -33,13 +32,10 @@ import numpy as np
 import onnxruntime as ort
 import torch
 import torchvision
+from edgercnn.export.ops import batched_nms, multi_level_roi_align, onnx_translation, translation_table
 from torchvision.ops import MultiScaleRoIAlign
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from export.ops import batched_nms, multi_level_roi_align, onnx_translation, translation_table  # noqa: E402
 
 IMAGE = 512
 STRIDES = (4, 8, 16, 32)

@@ -31,8 +31,6 @@ import torch
 from torchvision.ops import MultiScaleRoIAlign, batched_nms
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
 IMAGE_HW = (800, 1344)
 STRIDES = (4, 8, 16, 32)
@@ -91,7 +89,7 @@ def roi_functions(device: str, channels: int, rois: int) -> tuple[Callable, Call
         return pooler(named, [boxes[0]], [IMAGE_HW])
 
     if device == "cuda":
-        from plugins.cuda_kernels import CudaKernels
+        from edgercnn.plugins.cuda_kernels import CudaKernels
 
         kernels = CudaKernels()
 
@@ -101,7 +99,7 @@ def roi_functions(device: str, channels: int, rois: int) -> tuple[Callable, Call
         fused: Callable[[], object] = fused_cuda
         got = fused_cuda()[0]
     else:
-        from runtime.plugin_ops import load_cpu_kernels
+        from edgercnn.runtime.plugin_ops import load_cpu_kernels
 
         cpu = load_cpu_kernels()
         np_boxes, np_features = boxes.numpy(), [f.numpy() for f in features]
@@ -123,7 +121,7 @@ def nms_functions(device: str, count: int) -> tuple[Callable, Callable, bool]:
         return batched_nms(boxes, scores, levels, iou)[:kept]
 
     if device == "cuda":
-        from plugins.cuda_kernels import CudaKernels
+        from edgercnn.plugins.cuda_kernels import CudaKernels
 
         kernels = CudaKernels()
         workspace = torch.empty(kernels.nms_workspace(1, count, -1, 0), dtype=torch.uint8, device="cuda")
@@ -136,7 +134,7 @@ def nms_functions(device: str, count: int) -> tuple[Callable, Callable, bool]:
         keep, n = ours_cuda()
         got = keep[0, : int(n[0])].cpu()
     else:
-        from runtime.plugin_ops import load_cpu_kernels
+        from edgercnn.runtime.plugin_ops import load_cpu_kernels
 
         cpu = load_cpu_kernels()
         nb, ns, ni = boxes[None].numpy(), scores[None].numpy(), levels[None].numpy()

@@ -27,14 +27,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from edgercnn.runtime.config import ModelConfig
+from edgercnn.runtime.postprocess import paste_masks, postprocess
+from edgercnn.runtime.preprocess import ImageTransform, prepare_batch
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from runtime.config import ModelConfig  # noqa: E402
-from runtime.postprocess import paste_masks, postprocess  # noqa: E402
-from runtime.preprocess import ImageTransform, prepare_batch  # noqa: E402
 
 MARK_START = "<!-- bench_runtime_postprocess:start -->"
 MARK_END = "<!-- bench_runtime_postprocess:end -->"
@@ -167,7 +164,7 @@ def bench_share(model: Path | None, repeats: int, infer_runs: int) -> list[str]:
     outputs = synthetic_outputs(config, transforms[0], rng)
     pre_ms = timed(lambda: prepare_batch([frame], config, batch_size=config.batch), repeats)
     post_ms = timed(lambda: postprocess(outputs, transforms, config), repeats)
-    from runtime.backends.base import open_backend
+    from edgercnn.runtime.backends.base import open_backend
 
     backend = open_backend(model, config=config, device="cpu")
     wall_ms, cpu_ms = timed_wall(lambda: backend.infer(batch), infer_runs)
@@ -201,11 +198,15 @@ def export_reference_model(folder: Path) -> tuple[Path, str]:
     and postprocessing is fed 100 detections either way.
     """
     import torch
-
-    from export import metadata
-    from export.architectures import SYNTH_CLASS_NAMES, build_from_card, build_model, load_card
-    from export.deploy import DeployOptions, DeployRCNN
-    from export.onnx_export import export_onnx
+    from edgercnn.export import metadata
+    from edgercnn.export.deploy import DeployOptions, DeployRCNN
+    from edgercnn.export.onnx_export import export_onnx
+    from edgercnn.export.refmodels.architectures import (
+        SYNTH_CLASS_NAMES,
+        build_from_card,
+        build_model,
+        load_card,
+    )
 
     card = REPO / "models" / "ref_maskrcnn.json"
     if card.exists():

@@ -1,3 +1,5 @@
 """edgercnn: torchvision R-CNN detectors exported to ONNX/TensorRT and run on edge cameras."""
 
-__version__ = "0.1.0"
+from .runtime._version import __version__
+
+__all__ = ["__version__"]

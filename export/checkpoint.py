@@ -14,9 +14,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import torch
+from edgercnn.export.deploy.errors import ExportError
 from torch import nn
-
-from export.deploy.errors import ExportError
 
 WRAPPER_KEYS = ("model", "state_dict", "model_state_dict", "model_state")
 PREFIXES = ("module.", "_orig_mod.")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from export.deploy.errors import ExportError
+from edgercnn.export.deploy.errors import ExportError
 
 DEFAULT_OUT = "export_out"
 
@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def resolve_source(args: argparse.Namespace) -> ModelSource:
     """Combine --card, --arch, --checkpoint and class options; explicit options win over the card."""
-    from export import architectures
+    from edgercnn.export.refmodels import architectures
 
     if args.card is None and args.arch is None:
         raise ExportError("give --arch NAME or --card models/NAME.json")
@@ -177,7 +177,7 @@ def summary_table(results: list[Any]) -> str:
 
 def _artefact(path: Path, flavour: str, seconds: float, notes: list[str]) -> Any:
     """A derived file (INT8, FP16) as a row of the summary table."""
-    from export.onnx_export import ExportResult
+    from edgercnn.export.onnx_export import ExportResult
 
     return ExportResult(
         flavour=flavour,
@@ -199,7 +199,7 @@ def reduced_precision(args: argparse.Namespace, results: list[Any]) -> list[Any]
     """
     extras: list[Any] = []
     if args.precision == "fp16":
-        from export.fp16 import Fp16Error, convert_to_fp16
+        from edgercnn.export.quantize.fp16 import Fp16Error, convert_to_fp16
 
         for r in results:
             started = time.perf_counter()
@@ -214,7 +214,7 @@ def reduced_precision(args: argparse.Namespace, results: list[Any]) -> list[Any]
             raise ExportError(
                 "--precision int8 needs --calib DIR (e.g. calib_data/synth, or 'edgercnn calibrate')"
             )
-        from export.quantize import QuantizeError, QuantizeOptions, quantize_model
+        from edgercnn.export.quantize.pipeline import QuantizeError, QuantizeOptions, quantize_model
 
         portable = [r for r in results if r.flavour == "portable"]
         if not portable:
@@ -241,7 +241,7 @@ def build_extras(args: argparse.Namespace, results: list[Any]) -> list[Any]:
     """
     extras = reduced_precision(args, results)
     if args.engine:
-        from export.engine import EngineBuildError, EngineOptions, build_engine
+        from edgercnn.runtime.backends.tensorrt.builder import EngineBuildError, EngineOptions, build_engine
 
         plugin_lib = getattr(args, "plugin_lib", None)
         for r in results:
@@ -262,7 +262,7 @@ def build_extras(args: argparse.Namespace, results: list[Any]) -> list[Any]:
 
 def run(args: argparse.Namespace) -> list[Any]:
     flavours = [f.strip() for f in args.flavour.split(",") if f.strip()]
-    from export.onnx_export import FILE_NAMES, FLAVOURS
+    from edgercnn.export.onnx_export import FILE_NAMES, FLAVOURS
 
     unknown = [f for f in flavours if f not in FLAVOURS]
     if unknown or not flavours:
@@ -276,9 +276,10 @@ def run(args: argparse.Namespace) -> list[Any]:
     steps = Steps(total=3 + len(flavours) * (2 if args.no_simplify else 3))
 
     steps(f"building {source.architecture}")
-    from export import architectures, checkpoint, metadata
-    from export.deploy import DeployOptions, DeployRCNN
-    from export.onnx_export import export_onnx
+    from edgercnn.export import checkpoint, metadata
+    from edgercnn.export.deploy import DeployOptions, DeployRCNN
+    from edgercnn.export.onnx_export import export_onnx
+    from edgercnn.export.refmodels import architectures
 
     model = architectures.build_model(source.architecture, source.num_classes, **source.constructor_kwargs)
     sha = None

@@ -14,8 +14,7 @@ from typing import Any
 
 import numpy as np
 import torch
-
-from export.architectures import build_from_card, build_model, load_card
+from edgercnn.export.refmodels.architectures import build_from_card, build_model, load_card
 
 
 class _EagerResult:

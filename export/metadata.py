@@ -13,10 +13,10 @@ from typing import Any
 import onnx
 import torch
 import torchvision
+from edgercnn.export.deploy import DeployRCNN
+from edgercnn.export.deploy.errors import ExportError
 
 import edgercnn
-from export.deploy import DeployRCNN
-from export.deploy.errors import ExportError
 
 FORMAT_VERSION = 1
 CONFIG_KEY = "edgercnn.config"

@@ -21,10 +21,9 @@ from typing import Any
 import numpy as np
 import onnx
 import torch
-
-from export import metadata, ops
-from export.deploy import DeployRCNN
-from export.deploy.errors import ExportError
+from edgercnn.export import metadata, ops
+from edgercnn.export.deploy import DeployRCNN
+from edgercnn.export.deploy.errors import ExportError
 
 OPSET = 18
 FLAVOURS = ("portable", "tensorrt")
@@ -97,7 +96,7 @@ def session_for(model: onnx.ModelProto, flavour: str) -> Any | None:
     if flavour == "portable":
         return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
     try:
-        from runtime import plugin_ops  # type: ignore[attr-defined]
+        from edgercnn.runtime import plugin_ops  # type: ignore[attr-defined]
     except ImportError:
         return None
     import tempfile

@@ -26,12 +26,11 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
+from edgercnn.export.deploy import DeployOptions, DeployRCNN
+from edgercnn.export.deploy.errors import ExportError
+from edgercnn.runtime.matching import ParityTally
 from torchvision.models.detection.roi_heads import paste_masks_in_image
 from torchvision.models.detection.transform import resize_boxes, resize_keypoints
-
-from export.deploy import DeployOptions, DeployRCNN
-from export.deploy.errors import ExportError
-from runtime.matching import ParityTally
 
 CANDIDATES = ("deploy", "portable", "tensorrt")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
@@ -128,8 +127,7 @@ def candidate_runners(
             runners[name] = run_deploy
             continue
         import onnx
-
-        from export.onnx_export import FILE_NAMES, export_onnx, session_for
+        from edgercnn.export.onnx_export import FILE_NAMES, export_onnx, session_for
 
         path = work_dir / FILE_NAMES[name]
         if not path.exists():
@@ -142,7 +140,7 @@ def candidate_runners(
 
 
 def coco_aps(kind: str, gt: dict[str, Any], outputs: Outputs, image_ids: Sequence[int]) -> dict[str, Any]:
-    from export.coco_eval import IOU_TYPES, coco_ap, predictions_to_coco
+    from edgercnn.export.coco_eval import IOU_TYPES, coco_ap, predictions_to_coco
 
     results = predictions_to_coco(outputs, image_ids)
     person = [c["id"] for c in gt["categories"] if c.get("keypoints")]
@@ -173,7 +171,7 @@ def parity_report(
         raise ExportError("parity images must all have the graph's source size")
     deploy = DeployRCNN(model.eval(), DeployOptions(height, width, **(deploy_options or {}))).eval()
     if config_for is None:
-        from export import metadata
+        from edgercnn.export import metadata
 
         def config_for(flavour: str) -> dict:
             names = metadata.default_class_names(deploy.num_classes)
@@ -243,7 +241,7 @@ def load_images(args: argparse.Namespace) -> tuple[list[np.ndarray], dict[str, A
         if not files:
             raise ExportError(f"{folder}: no {'/'.join(IMAGE_SUFFIXES)} images")
         return [_read(p) for p in files], None
-    from export.synthdata.dataset import build_split
+    from edgercnn.export.refmodels.synthdata.dataset import build_split
 
     gt, images, _ = build_split(args.seed, "val", args.limit, 384, 288)
     return images, gt
@@ -295,7 +293,7 @@ def format_report(report: dict[str, Any]) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from export.cli import add_model_options
+    from edgercnn.export.cli import add_model_options
 
     p = argparse.ArgumentParser(prog="edgercnn parity", description=__doc__.split("\n\n")[0])
     add_model_options(p)
@@ -322,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from export.cli import parse_size, resolve_source
+    from edgercnn.export.cli import parse_size, resolve_source
 
     try:
         names = [c.strip() for c in args.candidates.split(",") if c.strip()]
@@ -331,12 +329,13 @@ def main(argv: list[str] | None = None) -> int:
             raise ExportError(f"unknown candidate(s) {unknown}; choose from {', '.join(CANDIDATES)}")
         if "tensorrt" in names:
             try:
-                import runtime.plugin_ops  # noqa: F401
+                import edgercnn.runtime.plugin_ops  # noqa: F401
             except ImportError:
                 print("parity: runtime.plugin_ops missing; skipping the tensorrt candidate", file=sys.stderr)
                 names.remove("tensorrt")
         source = resolve_source(args)
-        from export import architectures, checkpoint
+        from edgercnn.export import checkpoint
+        from edgercnn.export.refmodels import architectures
 
         model = architectures.build_model(
             source.architecture, source.num_classes, **source.constructor_kwargs

@@ -11,17 +11,17 @@ import importlib
 from typing import Any
 
 _LAZY = {
-    "Detector": "runtime.detector",
-    "Detections": "runtime.detections",
-    "ModelConfig": "runtime.config",
-    "prepare_batch": "runtime.preprocess",
-    "open_backend": "runtime.backends.base",
-    "open_sources": "runtime.sources",
+    "Detector": ".detector",
+    "Detections": ".detections",
+    "ModelConfig": ".config",
+    "prepare_batch": ".preprocess",
+    "open_backend": ".backends.base",
+    "open_sources": ".sources",
 }
 __all__ = sorted(_LAZY)
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'runtime' has no attribute {name!r}")
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -300,7 +300,7 @@ def iter_calibration_batches(
     calib_dir: str | Path, config: Any, limit: int | None = None
 ) -> Iterator[np.ndarray]:
     """Each calibration image as the model's input tensor, made by the runtime's ``prepare_batch``."""
-    from runtime.preprocess import prepare_batch  # the device's own preprocessing, byte for byte
+    from .preprocess import prepare_batch  # the device's own preprocessing, byte for byte
 
     for path in list_calibration_images(calib_dir, limit):
         batch, _ = prepare_batch([read_image_bgr(path)], config)

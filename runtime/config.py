@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from runtime.errors import ModelFormatError
+from .errors import ModelFormatError
 
 FORMAT_VERSION = 1
 CONFIG_KEY = "edgercnn.config"

@@ -62,7 +62,7 @@ class Detections:
         """COCO compressed RLE per mask, as ``pycocotools.mask.encode`` gives (counts as str)."""
         if self.mask_crops is None:
             return None
-        from runtime.rle import encode_crops
+        from .rle import encode_crops
 
         return encode_crops(self.mask_crops, self.image_size)
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.backends.base import Backend, open_backend
-from runtime.config import ModelConfig
-from runtime.detections import Detections, MaskCrop
-from runtime.postprocess import class_ids, postprocess
-from runtime.preprocess import prepare_batch
+from .backends.base import Backend, open_backend
+from .config import ModelConfig
+from .detections import Detections, MaskCrop
+from .postprocess import class_ids, postprocess
+from .preprocess import prepare_batch
 
 __all__ = ["Detections", "Detector", "MaskCrop"]
 

@@ -7,7 +7,7 @@ import colorsys
 import cv2
 import numpy as np
 
-from runtime.detections import Detections
+from .detections import Detections
 
 # COCO person skeleton (pairs of keypoint indices), used when a model has the 17 COCO keypoints
 COCO_SKELETON = (

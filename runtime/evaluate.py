@@ -21,7 +21,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from runtime.errors import RuntimeErrorBase
+from .errors import RuntimeErrorBase
 
 # COCO's per-keypoint OKS sigmas (the 17 person keypoints); other keypoint sets use a flat 0.05.
 COCO_SIGMAS = [0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072, 0.062, 0.062, 0.107, 0.107,
@@ -156,7 +156,7 @@ def evaluate_model(
     detector: Any = None,
 ) -> EvalResult:
     """Run the model on the data set's images (first ``limit`` by id) and score them with pycocotools."""
-    from runtime.detector import Detector
+    from .detector import Detector
 
     images_root = Path(images_dir)
     if not images_root.is_dir():

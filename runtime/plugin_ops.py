@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from runtime.errors import BackendError, ModelFormatError
+from .errors import BackendError, ModelFormatError
 
 __all__ = [
     "CpuKernels",

@@ -15,9 +15,9 @@ from collections.abc import Iterable
 import cv2
 import numpy as np
 
-from runtime.config import ModelConfig
-from runtime.detections import Detections, MaskCrop
-from runtime.preprocess import ImageTransform
+from .config import ModelConfig
+from .detections import Detections, MaskCrop
+from .preprocess import ImageTransform
 
 MASK_THRESHOLD = 0.5
 

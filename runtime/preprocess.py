@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from runtime.config import ModelConfig
-from runtime.errors import SourceError
+from .config import ModelConfig
+from .errors import SourceError
 
 
 @dataclass(frozen=True)

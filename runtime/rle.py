@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from runtime.detections import MaskCrop
+    from .detections import MaskCrop
 
 
 def crop_runs(crop: MaskCrop, image_height: int) -> tuple[np.ndarray, np.ndarray]:

@@ -18,9 +18,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from runtime.detections import Detections
-from runtime.errors import SinkError
-from runtime.sources import Frame
+from .detections import Detections
+from .errors import SinkError
+from .sources import Frame
 
 VIDEO_FOURCC = {".mp4": "mp4v", ".avi": "MJPG", ".mkv": "MJPG", ".mov": "mp4v"}
 

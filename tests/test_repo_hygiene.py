@@ -6,7 +6,7 @@ import re
 import subprocess
 import sys
 
-from conftest import REPO_ROOT
+from tests.paths import REPO_ROOT
 
 
 def _readme_commands() -> list[str]:

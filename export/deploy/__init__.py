@@ -1,8 +1,8 @@
 """Static-shape re-expression of torchvision R-CNN inference (the graph that gets exported)."""
 
-from export.deploy.errors import ExportError, UnsupportedInputSizeError, UnsupportedModelError
-from export.deploy.geometry import InputGeometry, input_geometry
-from export.deploy.model import DeployOptions, DeployRCNN, architecture_kind
+from edgercnn.export.deploy.errors import ExportError, UnsupportedInputSizeError, UnsupportedModelError
+from edgercnn.export.deploy.geometry import InputGeometry, input_geometry
+from edgercnn.export.deploy.model import DeployOptions, DeployRCNN, architecture_kind
 
 __all__ = [
     "DeployOptions",

@@ -13,9 +13,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
+from edgercnn.export.deploy.errors import UnsupportedInputSizeError
 from torchvision.models.detection.transform import GeneralizedRCNNTransform, _resize_image_and_masks
-
-from export.deploy.errors import UnsupportedInputSizeError
 
 # Bounds that keep the graph sensible: below 32 px the coarsest FPN level vanishes; above 8192 px
 # a single frame needs gigabytes of activations.

@@ -13,15 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from edgercnn.export.deploy.errors import UnsupportedModelError
+from edgercnn.export.deploy.geometry import InputGeometry, input_geometry
+from edgercnn.export.deploy.keypoints import WINDOW_RADIUS
+from edgercnn.export.deploy.preprocess import INPUT_DTYPES, InputAdapter
+from edgercnn.export.deploy.roi_heads import StaticBoxHead, StaticKeypointHead, StaticMaskHead, StaticRoIPool
+from edgercnn.export.deploy.rpn import StaticRPN
 from torch import nn
 from torchvision.models.detection.generalized_rcnn import GeneralizedRCNN
-
-from export.deploy.errors import UnsupportedModelError
-from export.deploy.geometry import InputGeometry, input_geometry
-from export.deploy.keypoints import WINDOW_RADIUS
-from export.deploy.preprocess import INPUT_DTYPES, InputAdapter
-from export.deploy.roi_heads import StaticBoxHead, StaticKeypointHead, StaticMaskHead, StaticRoIPool
-from export.deploy.rpn import StaticRPN
 
 BASE_OUTPUTS = ["num_detections", "boxes", "scores", "labels"]
 # Local maxima of each keypoint heatmap around which the upsampled map is searched.

@@ -11,9 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from edgercnn.export.deploy.geometry import InputGeometry
 from torch import nn
-
-from export.deploy.geometry import InputGeometry
 
 INPUT_DTYPES = ("float32", "uint8")
 

@@ -10,13 +10,8 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
-from torchvision.models.detection.roi_heads import RoIHeads
-from torchvision.ops import MultiScaleRoIAlign
-from torchvision.ops.poolers import _setup_scales
-
-from export import ops
-from export.deploy.boxes import (
+from edgercnn.export import ops
+from edgercnn.export.deploy.boxes import (
     KEEP_ALL_FINITE,
     clip_to_size,
     gather_rows,
@@ -24,9 +19,13 @@ from export.deploy.boxes import (
     mask_scores,
     row_is_valid,
 )
-from export.deploy.errors import UnsupportedModelError
-from export.deploy.geometry import InputGeometry
-from export.deploy.keypoints import heatmaps_to_keypoints_static
+from edgercnn.export.deploy.errors import UnsupportedModelError
+from edgercnn.export.deploy.geometry import InputGeometry
+from edgercnn.export.deploy.keypoints import heatmaps_to_keypoints_static
+from torch import nn
+from torchvision.models.detection.roi_heads import RoIHeads
+from torchvision.ops import MultiScaleRoIAlign
+from torchvision.ops.poolers import _setup_scales
 
 # torchvision's remove_small_boxes bound in postprocess_detections.
 MIN_DETECTION_SIDE = 1e-2

@@ -11,13 +11,12 @@ the proposals padded to ``post_nms_top_n`` plus a count.
 from __future__ import annotations
 
 import torch
+from edgercnn.export import ops
+from edgercnn.export.deploy.boxes import KEEP_ALL_FINITE, clip_to_size, gather_rows, large_enough, mask_scores
+from edgercnn.export.deploy.geometry import InputGeometry
 from torch import nn
 from torchvision.models.detection.image_list import ImageList
 from torchvision.models.detection.rpn import RegionProposalNetwork
-
-from export import ops
-from export.deploy.boxes import KEEP_ALL_FINITE, clip_to_size, gather_rows, large_enough, mask_scores
-from export.deploy.geometry import InputGeometry
 
 
 class StaticRPN(nn.Module):

@@ -13,8 +13,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 import torch
-
-from export.ops.reference import (
+from edgercnn.export.ops.reference import (
     MODE_AVG,
     MODE_MAX,
     batched_nms_reference,
@@ -196,6 +195,6 @@ def batched_nms(
 
 def translation_table(flavour: Literal["portable", "tensorrt"]) -> dict:
     """ONNX translations of both ops for ``torch.onnx.export(dynamo=True, custom_translation_table=...)``."""
-    from export.ops.onnx_translation import build_translation_table
+    from edgercnn.export.ops.onnx_translation import build_translation_table
 
     return build_translation_table(flavour)

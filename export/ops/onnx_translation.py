@@ -378,6 +378,6 @@ def build_translation_table(flavour: Flavour) -> dict[Callable, Callable]:
     if flavour == "tensorrt":
         _register_plugin_schemas()
         return {roi_align: multi_level_roi_align_tensorrt, nms: batched_nms_tensorrt}
-    from export.ops import OpArgumentError
+    from edgercnn.export.ops import OpArgumentError
 
     raise OpArgumentError(f"unknown ONNX flavour {flavour!r}: expected 'portable' or 'tensorrt'")

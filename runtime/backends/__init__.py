@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from runtime.backends.base import Backend, BackendOptions, TensorSpec, available_backends, open_backend
+from .base import Backend, BackendOptions, TensorSpec, available_backends, open_backend
 
 __all__ = ["Backend", "BackendOptions", "TensorSpec", "available_backends", "open_backend"]

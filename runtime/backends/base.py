@@ -15,13 +15,13 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from runtime.config import ENGINE_SUFFIXES, ModelConfig
-from runtime.errors import BackendError
+from ..config import ENGINE_SUFFIXES, ModelConfig
+from ..errors import BackendError
 
 # backend name -> module implementing ``create``
 BACKEND_MODULES: dict[str, str] = {
-    "onnxruntime": "runtime.backends.onnxruntime",
-    "tensorrt": "runtime.backends.tensorrt",
+    "onnxruntime": ".onnxruntime",
+    "tensorrt": ".tensorrt.backend",
 }
 DEVICES = ("auto", "cpu", "cuda", "tensorrt")
 
@@ -90,7 +90,7 @@ def open_backend(
     config = config or ModelConfig.from_model_file(model_path)
     name = choose_backend_name(model_path, backend)
     try:
-        module = importlib.import_module(BACKEND_MODULES[name])
+        module = importlib.import_module(BACKEND_MODULES[name], __package__)
     except ModuleNotFoundError as exc:
         raise BackendError(
             f"{model_path}: the {name} backend needs the Python package {exc.name!r}, which is not installed"

@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from runtime.backends.base import BackendOptions, TensorSpec
-from runtime.config import ModelConfig
-from runtime.errors import BackendError
+from ..config import ModelConfig
+from ..errors import BackendError
+from .base import BackendOptions, TensorSpec
 
 _PROVIDERS_FOR_DEVICE: dict[str, list[str]] = {
     "auto": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
@@ -87,7 +87,7 @@ class OnnxRuntimeBackend:
     def _plugin_session(model_path: Path, sess_options: Any, providers: list[str]) -> Any:
         """TensorRT-flavour graphs carry plugin nodes that need the project's CPU custom ops."""
         try:
-            plugin_ops = importlib.import_module("runtime.plugin_ops")
+            plugin_ops = importlib.import_module("..plugin_ops", __package__)
         except ModuleNotFoundError as exc:
             raise BackendError(
                 f"{model_path}: is a TensorRT-flavour model; running it on onnxruntime needs "

@@ -1,0 +1,1 @@
+"""The project's own reference models and data: architectures, the synthetic set, training, the demo."""

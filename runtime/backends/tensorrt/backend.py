@@ -1,0 +1,546 @@
+"""TensorRT backend: an engine + its sidecar, run with pinned buffers on one CUDA stream.
+
+Per frame: copy the batch into a pinned host buffer, async host-to-device copy, ``execute_async_v3``
+(or one launch of a CUDA graph captured for that batch size), async device-to-host copies, one
+synchronize; CUDA events around each stage give ``last_timings`` in milliseconds. Buffers are
+sized once for the engine's largest profile shape and reused for every frame.
+
+Kept apart so they run (and are tested) without a GPU: ``plan_buffers`` (sizes from the engine's
+I/O description) and ``check_batch`` (what the caller handed in). ``pycuda`` has no type stubs,
+so every use of it goes through the small typed ``CudaDevice`` wrapper; CUDA graphs, which pycuda
+does not wrap, go through the driver API with ctypes (``CudaGraph``).
+
+Never imports torch or ``export``; ``tensorrt`` and ``pycuda`` are imported when an engine opens.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import importlib
+import math
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ...config import ModelConfig
+from ...errors import BackendError
+from ..base import BackendOptions, TensorSpec
+from .sidecar import (
+    DeviceEnvironment,
+    Sidecar,
+    check_sidecar,
+    query_cuda_device,
+    read_sidecar,
+    sha256_file,
+)
+
+if TYPE_CHECKING:
+    import tensorrt as trt
+
+# TensorRT DataType names -> numpy dtype names (types numpy lacks, e.g. BF16/FP8, are refused)
+TRT_TO_NUMPY = {
+    "FLOAT": "float32",
+    "HALF": "float16",
+    "INT8": "int8",
+    "INT32": "int32",
+    "INT64": "int64",
+    "BOOL": "bool",
+    "UINT8": "uint8",
+}
+PLUGIN_ENV = "EDGERCNN_PLUGIN_LIB"
+PLUGIN_NAMESPACE = "edgercnn"
+PLUGIN_PROBE = ("EdgeRCNN_BatchedNMS", "1")  # a creator the library must register
+
+
+# --- pure: buffer planning and input checks -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EngineTensor:
+    """An engine I/O tensor as TensorRT describes it (-1 marks the dynamic batch axis)."""
+
+    name: str
+    is_input: bool
+    trt_dtype: str  # DataType name, e.g. "FLOAT"
+    shape: tuple[int, ...]
+    max_shape: tuple[int, ...] | None = None  # inputs: the profile's max shape
+
+
+@dataclass(frozen=True)
+class BufferSpec:
+    """One host/device buffer pair, sized for the largest batch the engine accepts."""
+
+    name: str
+    is_input: bool
+    dtype: str
+    shape: tuple[int, ...]  # -1 on the batch axis when dynamic
+    max_shape: tuple[int, ...]
+    nbytes: int
+
+    def shape_for(self, batch: int) -> tuple[int, ...]:
+        return tuple(batch if d < 0 else d for d in self.shape)
+
+
+def numpy_dtype(trt_dtype: str, name: str) -> str:
+    try:
+        return TRT_TO_NUMPY[trt_dtype]
+    except KeyError:
+        raise BackendError(f"engine tensor {name!r} has type {trt_dtype}, which numpy cannot hold") from None
+
+
+def plan_buffers(tensors: Sequence[EngineTensor]) -> tuple[list[BufferSpec], int | None]:
+    """Buffers for every I/O tensor and the max batch (None: fixed batch).
+
+    Only the leading (batch) axis may be dynamic; it is bounded by the inputs' profile max, and
+    outputs take the same batch. Anything else dynamic (data-dependent output sizes) has no
+    place in edgercnn's static graphs and is refused.
+    """
+    inputs = [t for t in tensors if t.is_input]
+    if not inputs:
+        raise BackendError("engine has no input tensor")
+    max_batch: int | None = None
+    for t in tensors:
+        bad = [i for i, d in enumerate(t.shape) if d < 0 and i != 0]
+        if bad:
+            raise BackendError(
+                f"engine tensor {t.name!r} has dynamic axes {bad} besides the batch: unsupported"
+            )
+    for t in inputs:
+        if t.shape and t.shape[0] < 0:
+            if t.max_shape is None:
+                raise BackendError(f"engine input {t.name!r} has a dynamic batch but no optimization profile")
+            max_batch = t.max_shape[0] if max_batch is None else min(max_batch, t.max_shape[0])
+    specs: list[BufferSpec] = []
+    for t in tensors:
+        dtype = numpy_dtype(t.trt_dtype, t.name)
+        if t.shape and t.shape[0] < 0:
+            if max_batch is None:
+                raise BackendError(f"engine output {t.name!r} has a dynamic batch but every input is fixed")
+            max_shape = (max_batch, *t.shape[1:])
+        else:
+            max_shape = t.shape
+        nbytes = max(math.prod(max_shape), 1) * np.dtype(dtype).itemsize
+        specs.append(BufferSpec(t.name, t.is_input, dtype, t.shape, max_shape, nbytes))
+    return specs, max_batch
+
+
+def check_batch(batch: np.ndarray, spec: BufferSpec, model_path: Path) -> int:
+    """Validate one input array against its buffer; returns the batch size."""
+    if batch.ndim != len(spec.shape):
+        raise BackendError(
+            f"{model_path}: input {spec.name!r} needs {len(spec.shape)} dimensions {list(spec.shape)}, "
+            f"got shape {list(batch.shape)}"
+        )
+    fixed = [(i, d) for i, d in enumerate(spec.shape) if d >= 0]
+    wrong = [(i, d) for i, d in fixed if batch.shape[i] != d]
+    if wrong:
+        raise BackendError(
+            f"{model_path}: input {spec.name!r} has shape {list(batch.shape)}, the engine needs "
+            f"{list(spec.shape)} (-1: any batch)"
+        )
+    if batch.shape[0] < 1:
+        raise BackendError(f"{model_path}: empty batch for input {spec.name!r}")
+    return int(batch.shape[0])
+
+
+def batch_chunks(total: int, max_batch: int | None) -> list[tuple[int, int]]:
+    """Split a batch larger than the engine's profile max into runs the engine accepts."""
+    if max_batch is None or total <= max_batch:
+        return [(0, total)]
+    return [(start, min(start + max_batch, total)) for start in range(0, total, max_batch)]
+
+
+def resolve_plugin_library(explicit: str | Path | None, sidecar: Sidecar, engine_path: Path) -> Path | None:
+    """Which plugin library to load: the caller's, $EDGERCNN_PLUGIN_LIB, or the one named in the
+    sidecar (as recorded, or beside the engine). None when the engine needs none."""
+    candidates: list[Path] = []
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise BackendError(f"{path}: plugin library not found")
+        return path
+    if os.environ.get(PLUGIN_ENV):
+        path = Path(os.environ[PLUGIN_ENV])
+        if not path.is_file():
+            raise BackendError(f"{path}: plugin library named by ${PLUGIN_ENV} not found")
+        return path
+    recorded = sidecar.engine.plugin_library
+    if recorded is None:
+        return None
+    candidates = [Path(recorded), engine_path.parent / Path(recorded).name]
+    return next((p for p in candidates if p.is_file()), None)
+
+
+# --- TensorRT glue shared with the engine builder ------------------------------------------------
+
+
+def import_tensorrt() -> Any:
+    """The real ``tensorrt`` module (a stubs-only install has no ``Builder``: treated as absent)."""
+    try:
+        module = importlib.import_module("tensorrt")
+    except ImportError as exc:
+        raise BackendError(f"TensorRT is not installed ({exc}); JetPack 6 ships it (docs/jetson.md)") from exc
+    if not hasattr(module, "Runtime"):
+        raise BackendError("the installed 'tensorrt' package is only type stubs, not TensorRT")
+    return module
+
+
+def load_plugin_library(logger: trt.ILogger, path: Path | None) -> None:
+    """Register TensorRT's own plugins and, if given, edgercnn's library.
+
+    The library registers its creators when loaded globally; a TensorRT 10+ library that only
+    exports ``getCreators`` is loaded through the registry instead (both are tried, once each).
+    """
+    if path is not None:
+        try:
+            ctypes.CDLL(str(path), mode=ctypes.RTLD_GLOBAL)
+        except OSError as exc:
+            raise BackendError(f"{path}: cannot load the plugin library ({exc})") from exc
+    import tensorrt as trt
+
+    trt.init_libnvinfer_plugins(logger, "")
+    if path is None:
+        return
+    registry: trt.IPluginRegistry = trt.get_plugin_registry()
+    if registry.get_creator(PLUGIN_PROBE[0], PLUGIN_PROBE[1], PLUGIN_NAMESPACE) is None:
+        registry.load_library(str(path))
+    if registry.get_creator(PLUGIN_PROBE[0], PLUGIN_PROBE[1], PLUGIN_NAMESPACE) is None:
+        raise BackendError(
+            f"{path}: loaded, but it registers no {PLUGIN_PROBE[0]} v{PLUGIN_PROBE[1]} plugin in namespace "
+            f"{PLUGIN_NAMESPACE!r}; rebuild it against this TensorRT (plugins/README.md)"
+        )
+
+
+def dims_tuple(dims: trt.Dims) -> tuple[int, ...]:
+    """TensorRT ``Dims`` as a tuple of ints (-1 for a dynamic axis)."""
+    return tuple(int(dims[i]) for i in range(len(dims)))
+
+
+def engine_tensors(engine: trt.ICudaEngine) -> list[EngineTensor]:
+    """Describe the engine's I/O tensors (profile 0 gives the inputs' max shapes)."""
+    import tensorrt as trt
+
+    tensors: list[EngineTensor] = []
+    for index in range(engine.num_io_tensors):
+        name = engine.get_tensor_name(index)
+        is_input = engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
+        shape = dims_tuple(engine.get_tensor_shape(name))
+        max_shape = None
+        if is_input and any(d < 0 for d in shape):
+            max_shape = dims_tuple(engine.get_tensor_profile_shape(name, 0)[2])
+        tensors.append(EngineTensor(name, is_input, engine.get_tensor_dtype(name).name, shape, max_shape))
+    return tensors
+
+
+# --- typed wrappers over pycuda and the CUDA driver's graph API ---------------------------------
+
+
+class DeviceBuffer:
+    """Device memory; ``ptr`` is the address TensorRT binds."""
+
+    def __init__(self, allocation: Any) -> None:
+        self._allocation = allocation
+        self.ptr: int = int(allocation)
+
+    def free(self) -> None:
+        if self._allocation is not None:
+            self._allocation.free()
+            self._allocation = None
+
+
+class CudaStream:
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self.handle: int = int(stream.handle)
+
+    @property
+    def raw(self) -> Any:
+        return self._stream
+
+    def synchronize(self) -> None:
+        self._stream.synchronize()
+
+
+class CudaEvent:
+    def __init__(self, event: Any) -> None:
+        self._event = event
+
+    def record(self, stream: CudaStream) -> None:
+        self._event.record(stream.raw)
+
+    def elapsed_ms_since(self, start: CudaEvent) -> float:
+        return float(self._event.time_since(start._event))
+
+
+class CudaDevice:
+    """pycuda behind typed methods: the device's primary context (the one TensorRT uses),
+    pinned host arrays, device buffers, async copies, streams and events."""
+
+    def __init__(self, device_index: int) -> None:
+        try:
+            self._cuda: Any = importlib.import_module("pycuda.driver")
+        except ImportError as exc:
+            raise BackendError(
+                f"the TensorRT backend needs pycuda ({exc}); pip install pycuda (docs/jetson.md)"
+            ) from exc
+        self._cuda.init()
+        if device_index >= self._cuda.Device.count():
+            raise BackendError(
+                f"CUDA device {device_index} does not exist ({self._cuda.Device.count()} found)"
+            )
+        self._context: Any = self._cuda.Device(device_index).retain_primary_context()
+        self._context.push()
+
+    def push(self) -> None:
+        self._context.push()
+
+    def pop(self) -> None:
+        self._cuda.Context.pop()
+
+    def pinned_empty(self, shape: tuple[int, ...], dtype: str) -> np.ndarray:
+        array: np.ndarray = self._cuda.pagelocked_empty(shape, np.dtype(dtype))
+        return array
+
+    def alloc(self, nbytes: int) -> DeviceBuffer:
+        return DeviceBuffer(self._cuda.mem_alloc(nbytes))
+
+    def stream(self) -> CudaStream:
+        return CudaStream(self._cuda.Stream())
+
+    def event(self) -> CudaEvent:
+        return CudaEvent(self._cuda.Event())
+
+    def copy_to_device(self, dst: DeviceBuffer, src: np.ndarray, stream: CudaStream) -> None:
+        self._cuda.memcpy_htod_async(dst.ptr, src, stream.raw)
+
+    def copy_to_host(self, dst: np.ndarray, src: DeviceBuffer, stream: CudaStream) -> None:
+        self._cuda.memcpy_dtoh_async(dst, src.ptr, stream.raw)
+
+    def close(self) -> None:
+        self._cuda.Context.pop()
+        self._context.detach()
+
+
+class CudaGraph:
+    """A CUDA graph captured from work enqueued on a stream (driver API through ctypes)."""
+
+    _MODE_THREAD_LOCAL = 1
+
+    def __init__(self, exec_handle: ctypes.c_void_p, graph: ctypes.c_void_p, lib: ctypes.CDLL) -> None:
+        self._exec = exec_handle
+        self._graph = graph
+        self._lib = lib
+
+    @classmethod
+    def capture(cls, stream: CudaStream, enqueue: Callable[[], None]) -> CudaGraph | None:
+        """Capture ``enqueue`` on ``stream``; None when the driver or the work refuses capture."""
+        try:
+            lib = ctypes.CDLL("libcuda.so.1")
+        except OSError:
+            return None
+        handle = ctypes.c_void_p(stream.handle)
+        if lib.cuStreamBeginCapture_v2(handle, cls._MODE_THREAD_LOCAL) != 0:
+            return None
+        graph = ctypes.c_void_p()
+        try:
+            enqueue()
+        finally:
+            ended = lib.cuStreamEndCapture(handle, ctypes.byref(graph))
+        if ended != 0 or not graph.value:
+            return None
+        exec_handle = ctypes.c_void_p()
+        if lib.cuGraphInstantiateWithFlags(ctypes.byref(exec_handle), graph, ctypes.c_ulonglong(0)) != 0:
+            lib.cuGraphDestroy(graph)
+            return None
+        return cls(exec_handle, graph, lib)
+
+    def launch(self, stream: CudaStream) -> None:
+        result = self._lib.cuGraphLaunch(self._exec, ctypes.c_void_p(stream.handle))
+        if result != 0:
+            raise BackendError(f"cuGraphLaunch failed with CUresult {result}")
+
+    def destroy(self) -> None:
+        self._lib.cuGraphExecDestroy(self._exec)
+        self._lib.cuGraphDestroy(self._graph)
+
+
+# --- the backend ---------------------------------------------------------------------------------
+
+
+class TensorRTBackend:
+    """An engine ready to run: sidecar checked, buffers bound, stream and events created.
+
+    ``options.extra``: ``plugin_lib`` (path), ``cuda_graph`` (bool: capture one graph per batch
+    size and replay it; only for engines whose plugins are capture-safe), ``check_sidecar``
+    (bool, default True; False only to debug a sidecar problem).
+    """
+
+    def __init__(self, model_path: Path, config: ModelConfig, options: BackendOptions) -> None:
+        self.model_path = model_path
+        self.config = config
+        self.last_timings: dict[str, float] = {}
+        self._use_graphs = bool(options.extra.get("cuda_graph", False))
+        self._graphs: dict[int, CudaGraph] = {}
+        self._graph_failed = False
+        _trt_or_backend_error(model_path)
+        import tensorrt as trt
+
+        self._logger: trt.ILogger = trt.Logger(trt.Logger.WARNING)
+        sidecar = read_sidecar(model_path)
+        plugin = resolve_plugin_library(options.extra.get("plugin_lib"), sidecar, model_path)
+        load_plugin_library(self._logger, plugin)
+        engine_bytes = model_path.read_bytes()
+        if options.extra.get("check_sidecar", True):
+            device_env = DeviceEnvironment(
+                tensorrt_version=trt.__version__,
+                gpu=query_cuda_device(options.device_id),
+                plugin_sha256=sha256_file(plugin) if plugin is not None else None,
+            )
+            digest = hashlib.sha256(engine_bytes).hexdigest()
+            for warning in check_sidecar(model_path, sidecar, device_env, engine_sha256=digest):
+                print(f"warning: {warning}", file=sys.stderr)
+        self._cuda = CudaDevice(options.device_id)
+        try:
+            self._runtime = trt.Runtime(self._logger)
+            if sidecar.engine.dla_core is not None:
+                self._runtime.DLA_core = sidecar.engine.dla_core
+            self._engine = self._runtime.deserialize_cuda_engine(engine_bytes)
+            if self._engine is None:
+                raise BackendError(
+                    f"{model_path}: TensorRT could not deserialize the engine (see its log above)"
+                )
+            self._context = self._engine.create_execution_context()
+            self._specs, self.max_batch = plan_buffers(engine_tensors(self._engine))
+            inputs = [s for s in self._specs if s.is_input]
+            if len(inputs) != 1:
+                raise BackendError(f"{model_path}: expected one image input, the engine has {len(inputs)}")
+            self._host = {s.name: self._cuda.pinned_empty(s.max_shape, s.dtype) for s in self._specs}
+            self._device = {s.name: self._cuda.alloc(s.nbytes) for s in self._specs}
+            for spec in self._specs:
+                if not self._context.set_tensor_address(spec.name, self._device[spec.name].ptr):
+                    raise BackendError(f"{model_path}: cannot bind tensor {spec.name!r}")
+            self._stream = self._cuda.stream()
+            self._events = [self._cuda.event() for _ in range(4)]
+            self._bound_batch: int | None = None
+        except BaseException:
+            self._release_device_state()
+            raise
+        self._cuda.pop()
+        self.inputs = [_tensor_spec(s) for s in self._specs if s.is_input]
+        self.outputs = [_tensor_spec(s) for s in self._specs if not s.is_input]
+        dla = f", dla{sidecar.engine.dla_core}" if sidecar.engine.dla_core is not None else ""
+        self.name = f"tensorrt[{sidecar.engine.precision}{dla}]"
+
+    def infer(self, batch: np.ndarray | dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        spec = next(s for s in self._specs if s.is_input)
+        array = batch[spec.name] if isinstance(batch, dict) else batch
+        total = check_batch(array, spec, self.model_path)
+        if array.dtype != np.dtype(spec.dtype):
+            array = array.astype(spec.dtype)
+        parts = [self._infer_chunk(array[a:b]) for a, b in batch_chunks(total, self.max_batch)]
+        if len(parts) == 1:
+            return parts[0]
+        return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+
+    def _infer_chunk(self, array: np.ndarray) -> dict[str, np.ndarray]:
+        spec = next(s for s in self._specs if s.is_input)
+        n = int(array.shape[0])
+        self._cuda.push()
+        try:
+            if n != self._bound_batch:
+                if not self._context.set_input_shape(spec.name, spec.shape_for(n)):
+                    raise BackendError(f"{self.model_path}: the engine refuses batch {n} for {spec.name!r}")
+                self._bound_batch = n
+            host_in = self._view(spec, n)
+            np.copyto(host_in, array)
+            start, copied_in, ran, copied_out = self._events
+            start.record(self._stream)
+            self._cuda.copy_to_device(self._device[spec.name], host_in, self._stream)
+            copied_in.record(self._stream)
+            self._execute(n)
+            ran.record(self._stream)
+            outputs = [s for s in self._specs if not s.is_input]
+            for out in outputs:
+                self._cuda.copy_to_host(self._view(out, n), self._device[out.name], self._stream)
+            copied_out.record(self._stream)
+            self._stream.synchronize()
+            self.last_timings = {
+                "h2d_ms": copied_in.elapsed_ms_since(start),
+                "execute_ms": ran.elapsed_ms_since(copied_in),
+                "d2h_ms": copied_out.elapsed_ms_since(ran),
+            }
+            return {out.name: self._view(out, n).copy() for out in outputs}
+        finally:
+            self._cuda.pop()
+
+    def _view(self, spec: BufferSpec, batch: int) -> np.ndarray:
+        shape = spec.shape_for(batch)
+        return self._host[spec.name].reshape(-1)[: math.prod(shape)].reshape(shape)
+
+    def _execute(self, batch: int) -> None:
+        def enqueue() -> None:
+            if not self._context.execute_async_v3(self._stream.handle):
+                raise BackendError(f"{self.model_path}: execute_async_v3 failed (see TensorRT's log above)")
+
+        if not self._use_graphs or self._graph_failed:
+            enqueue()
+            return
+        graph = self._graphs.get(batch)
+        if graph is None:
+            # One plain run first: TensorRT finishes shape-dependent setup outside the capture.
+            enqueue()
+            self._stream.synchronize()
+            graph = CudaGraph.capture(self._stream, enqueue)
+            if graph is None:
+                self._graph_failed = True
+                print(
+                    f"warning: {self.model_path}: CUDA graph capture refused; running without graphs",
+                    file=sys.stderr,
+                )
+                enqueue()
+                return
+            self._graphs[batch] = graph
+        graph.launch(self._stream)
+
+    def close(self) -> None:
+        if getattr(self, "_cuda", None) is None:
+            return
+        self._cuda.push()
+        self._release_device_state()
+
+    def _release_device_state(self) -> None:
+        """Free graphs, TensorRT objects and buffers (context pushed), then the CUDA context."""
+        try:
+            for graph in self._graphs.values():
+                graph.destroy()
+            self._graphs.clear()
+            # context before engine before runtime; pycuda objects while their context is current
+            for name in ("_context", "_engine", "_runtime", "_events", "_stream", "_host"):
+                if hasattr(self, name):
+                    delattr(self, name)
+            for buffer in getattr(self, "_device", {}).values():
+                buffer.free()
+        finally:
+            self._cuda.close()
+            self._cuda = None  # type: ignore[assignment]
+
+
+def _tensor_spec(spec: BufferSpec) -> TensorSpec:
+    return TensorSpec(spec.name, tuple(None if d < 0 else d for d in spec.shape), spec.dtype)
+
+
+def _trt_or_backend_error(model_path: Path) -> Any:
+    try:
+        return import_tensorrt()
+    except BackendError as exc:
+        raise BackendError(f"{model_path}: {exc}") from None
+
+
+def create(model_path: Path, config: ModelConfig, options: BackendOptions) -> TensorRTBackend:
+    return TensorRTBackend(model_path, config, options)

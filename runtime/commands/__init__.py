@@ -1,0 +1,1 @@
+"""The device-side verbs (run, bench, eval, calibrate, build): they work with runtime/ alone."""

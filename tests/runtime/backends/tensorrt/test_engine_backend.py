@@ -1,0 +1,143 @@
+"""Host-side parts of the TensorRT backend: buffer planning from engine I/O descriptions, input
+checks, batch splitting, which plugin library is loaded, and TensorRT detection."""
+
+from __future__ import annotations
+
+import math
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+from edgercnn.runtime.backends.tensorrt import backend as trt_backend
+from edgercnn.runtime.backends.tensorrt.backend import (
+    EngineTensor,
+    batch_chunks,
+    check_batch,
+    import_tensorrt,
+    plan_buffers,
+    resolve_plugin_library,
+)
+from edgercnn.runtime.backends.tensorrt.sidecar import Sidecar
+from edgercnn.runtime.errors import BackendError
+
+from tests.builders.engine_inputs import engine_info, model_config
+
+MASKRCNN_IO = [
+    EngineTensor("images", True, "FLOAT", (-1, 3, 288, 384), (8, 3, 288, 384)),
+    EngineTensor("num_detections", False, "INT64", (-1,)),
+    EngineTensor("boxes", False, "FLOAT", (-1, 100, 4)),
+    EngineTensor("scores", False, "FLOAT", (-1, 100)),
+    EngineTensor("labels", False, "INT64", (-1, 100)),
+    EngineTensor("masks", False, "HALF", (-1, 100, 28, 28)),
+]
+
+
+def test_dynamic_batch_buffers_are_sized_for_the_profile_max() -> None:
+    specs, max_batch = plan_buffers(MASKRCNN_IO)
+    assert max_batch == 8
+    sizes = {s.name: s.nbytes for s in specs}
+    itemsize = {"FLOAT": 4, "INT64": 8, "HALF": 2}
+    for tensor in MASKRCNN_IO:
+        shape = (8, *tensor.shape[1:])
+        assert sizes[tensor.name] == math.prod(shape) * itemsize[tensor.trt_dtype]
+    masks = next(s for s in specs if s.name == "masks")
+    assert masks.dtype == "float16" and masks.shape_for(3) == (3, 100, 28, 28)
+    assert [s.is_input for s in specs] == [True] + [False] * 5
+
+
+def test_fixed_batch_buffers_match_the_engine_shapes() -> None:
+    tensors = [
+        EngineTensor("images", True, "UINT8", (2, 3, 64, 96)),
+        EngineTensor("boxes", False, "FLOAT", (2, 10, 4)),
+    ]
+    specs, max_batch = plan_buffers(tensors)
+    assert max_batch is None
+    assert [(s.max_shape, s.nbytes, s.dtype) for s in specs] == [
+        ((2, 3, 64, 96), 2 * 3 * 64 * 96, "uint8"),
+        ((2, 10, 4), 2 * 10 * 4 * 4, "float32"),
+    ]
+
+
+def test_smallest_profile_max_bounds_the_batch() -> None:
+    tensors = [
+        EngineTensor("a", True, "FLOAT", (-1, 4), (8, 4)),
+        EngineTensor("b", True, "FLOAT", (-1, 4), (6, 4)),
+        EngineTensor("o", False, "FLOAT", (-1, 4)),
+    ]
+    assert plan_buffers(tensors)[1] == 6
+
+
+@pytest.mark.parametrize(
+    ("tensors", "expected"),
+    [
+        ([EngineTensor("o", False, "FLOAT", (1, 4))], "no input"),
+        ([EngineTensor("i", True, "FLOAT", (1, 3, -1, -1), (1, 3, 8, 8))], "dynamic axes"),
+        ([EngineTensor("i", True, "FLOAT", (-1, 3))], "no optimization profile"),
+        ([EngineTensor("i", True, "BF16", (1, 3))], "numpy cannot hold"),
+        (
+            [EngineTensor("i", True, "FLOAT", (1, 3)), EngineTensor("o", False, "FLOAT", (-1, 3))],
+            "every input is fixed",
+        ),
+    ],
+)
+def test_engines_the_backend_cannot_serve_are_refused(tensors: list[EngineTensor], expected: str) -> None:
+    with pytest.raises(BackendError, match=expected):
+        plan_buffers(tensors)
+
+
+def test_input_checks_name_the_model_and_the_shapes() -> None:
+    specs, _ = plan_buffers(MASKRCNN_IO)
+    model = Path("m.engine")
+    assert check_batch(np.zeros((3, 3, 288, 384), np.float32), specs[0], model) == 3
+    with pytest.raises(BackendError, match=r"m\.engine: input 'images' has shape \[1, 3, 100, 100\]"):
+        check_batch(np.zeros((1, 3, 100, 100), np.float32), specs[0], model)
+    with pytest.raises(BackendError, match="needs 4 dimensions"):
+        check_batch(np.zeros((3, 288, 384), np.float32), specs[0], model)
+    with pytest.raises(BackendError, match="empty batch"):
+        check_batch(np.zeros((0, 3, 288, 384), np.float32), specs[0], model)
+
+
+def test_batches_beyond_the_profile_are_split() -> None:
+    assert batch_chunks(5, None) == [(0, 5)]
+    assert batch_chunks(8, 8) == [(0, 8)]
+    assert batch_chunks(19, 8) == [(0, 8), (8, 16), (16, 19)]
+
+
+def _sidecar(plugin: str | None) -> Sidecar:
+    return Sidecar(model=model_config(), engine=engine_info(plugin_library=plugin))
+
+
+def test_plugin_library_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    explicit, env_lib, recorded = (tmp_path / n for n in ("a.so", "b.so", "c.so"))
+    for lib in (explicit, env_lib, recorded):
+        lib.write_bytes(b"\x7fELF")
+    engine = tmp_path / "m.engine"
+    monkeypatch.setenv("EDGERCNN_PLUGIN_LIB", str(env_lib))
+    assert resolve_plugin_library(explicit, _sidecar(str(recorded)), engine) == explicit
+    assert resolve_plugin_library(None, _sidecar(str(recorded)), engine) == env_lib
+    monkeypatch.delenv("EDGERCNN_PLUGIN_LIB")
+    assert resolve_plugin_library(None, _sidecar(str(recorded)), engine) == recorded
+    # recorded on the build machine under another folder: found beside the engine
+    assert resolve_plugin_library(None, _sidecar("/elsewhere/c.so"), engine) == recorded
+    assert resolve_plugin_library(None, _sidecar("/elsewhere/z.so"), engine) is None
+    assert resolve_plugin_library(None, _sidecar(None), engine) is None
+    with pytest.raises(BackendError, match=r"missing\.so: plugin library not found"):
+        resolve_plugin_library(tmp_path / "missing.so", _sidecar(None), engine)
+    monkeypatch.setenv("EDGERCNN_PLUGIN_LIB", str(tmp_path / "gone.so"))
+    with pytest.raises(BackendError, match=r"\$EDGERCNN_PLUGIN_LIB"):
+        resolve_plugin_library(None, _sidecar(None), engine)
+
+
+def test_a_stubs_only_tensorrt_counts_as_absent(monkeypatch: pytest.MonkeyPatch) -> None:
+    stub = types.ModuleType("tensorrt")  # what `import tensorrt` gives with only tensorrt-stubs installed
+    monkeypatch.setattr(trt_backend.importlib, "import_module", lambda name: stub)
+    with pytest.raises(BackendError, match="only type stubs"):
+        import_tensorrt()
+
+    def missing(name: str) -> None:
+        raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+    monkeypatch.setattr(trt_backend.importlib, "import_module", missing)
+    with pytest.raises(BackendError, match="TensorRT is not installed"):
+        import_tensorrt()
