@@ -6,22 +6,18 @@ synchronize; CUDA events around each stage give ``last_timings`` in milliseconds
 sized once for the engine's largest profile shape and reused for every frame.
 
 Kept apart so they run (and are tested) without a GPU: ``plan_buffers`` (sizes from the engine's
-I/O description) and ``check_batch`` (what the caller handed in). ``pycuda`` has no type stubs,
-so every use of it goes through the small typed ``CudaDevice`` wrapper; CUDA graphs, which pycuda
-does not wrap, go through the driver API with ctypes (``CudaGraph``).
+I/O description) and ``check_batch`` (what the caller handed in). CUDA itself (pycuda behind typed
+wrappers, CUDA graphs through the driver API) is in ``cuda.py``; the plugin library in ``plugins.py``.
 
 Never imports torch or ``export``; ``tensorrt`` and ``pycuda`` are imported when an engine opens.
 """
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
-import importlib
 import math
-import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,14 +27,9 @@ import numpy as np
 from ...config import ModelConfig
 from ...errors import BackendError
 from ..base import BackendOptions, TensorSpec
-from .sidecar import (
-    DeviceEnvironment,
-    Sidecar,
-    check_sidecar,
-    query_cuda_device,
-    read_sidecar,
-    sha256_file,
-)
+from .cuda import CudaDevice, CudaGraph, query_cuda_device
+from .plugins import import_tensorrt, load_plugin_library, resolve_plugin_library
+from .sidecar import DeviceEnvironment, check_sidecar, read_sidecar, sha256_file
 
 if TYPE_CHECKING:
     import tensorrt as trt
@@ -53,9 +44,6 @@ TRT_TO_NUMPY = {
     "BOOL": "bool",
     "UINT8": "uint8",
 }
-PLUGIN_ENV = "EDGERCNN_PLUGIN_LIB"
-PLUGIN_NAMESPACE = "edgercnn"
-PLUGIN_PROBE = ("EdgeRCNN_BatchedNMS", "1")  # a creator the library must register
 
 
 # --- pure: buffer planning and input checks -------------------------------------------------------
@@ -156,67 +144,6 @@ def batch_chunks(total: int, max_batch: int | None) -> list[tuple[int, int]]:
     return [(start, min(start + max_batch, total)) for start in range(0, total, max_batch)]
 
 
-def resolve_plugin_library(explicit: str | Path | None, sidecar: Sidecar, engine_path: Path) -> Path | None:
-    """Which plugin library to load: the caller's, $EDGERCNN_PLUGIN_LIB, or the one named in the
-    sidecar (as recorded, or beside the engine). None when the engine needs none."""
-    candidates: list[Path] = []
-    if explicit:
-        path = Path(explicit)
-        if not path.is_file():
-            raise BackendError(f"{path}: plugin library not found")
-        return path
-    if os.environ.get(PLUGIN_ENV):
-        path = Path(os.environ[PLUGIN_ENV])
-        if not path.is_file():
-            raise BackendError(f"{path}: plugin library named by ${PLUGIN_ENV} not found")
-        return path
-    recorded = sidecar.engine.plugin_library
-    if recorded is None:
-        return None
-    candidates = [Path(recorded), engine_path.parent / Path(recorded).name]
-    return next((p for p in candidates if p.is_file()), None)
-
-
-# --- TensorRT glue shared with the engine builder ------------------------------------------------
-
-
-def import_tensorrt() -> Any:
-    """The real ``tensorrt`` module (a stubs-only install has no ``Builder``: treated as absent)."""
-    try:
-        module = importlib.import_module("tensorrt")
-    except ImportError as exc:
-        raise BackendError(f"TensorRT is not installed ({exc}); JetPack 6 ships it (docs/jetson.md)") from exc
-    if not hasattr(module, "Runtime"):
-        raise BackendError("the installed 'tensorrt' package is only type stubs, not TensorRT")
-    return module
-
-
-def load_plugin_library(logger: trt.ILogger, path: Path | None) -> None:
-    """Register TensorRT's own plugins and, if given, edgercnn's library.
-
-    The library registers its creators when loaded globally; a TensorRT 10+ library that only
-    exports ``getCreators`` is loaded through the registry instead (both are tried, once each).
-    """
-    if path is not None:
-        try:
-            ctypes.CDLL(str(path), mode=ctypes.RTLD_GLOBAL)
-        except OSError as exc:
-            raise BackendError(f"{path}: cannot load the plugin library ({exc})") from exc
-    import tensorrt as trt
-
-    trt.init_libnvinfer_plugins(logger, "")
-    if path is None:
-        return
-    registry: trt.IPluginRegistry = trt.get_plugin_registry()
-    if registry.get_creator(PLUGIN_PROBE[0], PLUGIN_PROBE[1], PLUGIN_NAMESPACE) is None:
-        registry.load_library(str(path))
-    if registry.get_creator(PLUGIN_PROBE[0], PLUGIN_PROBE[1], PLUGIN_NAMESPACE) is None:
-        raise BackendError(
-            f"{path}: loaded, but it registers no {PLUGIN_PROBE[0]} v{PLUGIN_PROBE[1]} plugin in namespace "
-            f"{PLUGIN_NAMESPACE!r}; rebuild it against this TensorRT (plugins/README.md)"
-        )
-
-
 def dims_tuple(dims: trt.Dims) -> tuple[int, ...]:
     """TensorRT ``Dims`` as a tuple of ints (-1 for a dynamic axis)."""
     return tuple(int(dims[i]) for i in range(len(dims)))
@@ -236,138 +163,6 @@ def engine_tensors(engine: trt.ICudaEngine) -> list[EngineTensor]:
             max_shape = dims_tuple(engine.get_tensor_profile_shape(name, 0)[2])
         tensors.append(EngineTensor(name, is_input, engine.get_tensor_dtype(name).name, shape, max_shape))
     return tensors
-
-
-# --- typed wrappers over pycuda and the CUDA driver's graph API ---------------------------------
-
-
-class DeviceBuffer:
-    """Device memory; ``ptr`` is the address TensorRT binds."""
-
-    def __init__(self, allocation: Any) -> None:
-        self._allocation = allocation
-        self.ptr: int = int(allocation)
-
-    def free(self) -> None:
-        if self._allocation is not None:
-            self._allocation.free()
-            self._allocation = None
-
-
-class CudaStream:
-    def __init__(self, stream: Any) -> None:
-        self._stream = stream
-        self.handle: int = int(stream.handle)
-
-    @property
-    def raw(self) -> Any:
-        return self._stream
-
-    def synchronize(self) -> None:
-        self._stream.synchronize()
-
-
-class CudaEvent:
-    def __init__(self, event: Any) -> None:
-        self._event = event
-
-    def record(self, stream: CudaStream) -> None:
-        self._event.record(stream.raw)
-
-    def elapsed_ms_since(self, start: CudaEvent) -> float:
-        return float(self._event.time_since(start._event))
-
-
-class CudaDevice:
-    """pycuda behind typed methods: the device's primary context (the one TensorRT uses),
-    pinned host arrays, device buffers, async copies, streams and events."""
-
-    def __init__(self, device_index: int) -> None:
-        try:
-            self._cuda: Any = importlib.import_module("pycuda.driver")
-        except ImportError as exc:
-            raise BackendError(
-                f"the TensorRT backend needs pycuda ({exc}); pip install pycuda (docs/jetson.md)"
-            ) from exc
-        self._cuda.init()
-        if device_index >= self._cuda.Device.count():
-            raise BackendError(
-                f"CUDA device {device_index} does not exist ({self._cuda.Device.count()} found)"
-            )
-        self._context: Any = self._cuda.Device(device_index).retain_primary_context()
-        self._context.push()
-
-    def push(self) -> None:
-        self._context.push()
-
-    def pop(self) -> None:
-        self._cuda.Context.pop()
-
-    def pinned_empty(self, shape: tuple[int, ...], dtype: str) -> np.ndarray:
-        array: np.ndarray = self._cuda.pagelocked_empty(shape, np.dtype(dtype))
-        return array
-
-    def alloc(self, nbytes: int) -> DeviceBuffer:
-        return DeviceBuffer(self._cuda.mem_alloc(nbytes))
-
-    def stream(self) -> CudaStream:
-        return CudaStream(self._cuda.Stream())
-
-    def event(self) -> CudaEvent:
-        return CudaEvent(self._cuda.Event())
-
-    def copy_to_device(self, dst: DeviceBuffer, src: np.ndarray, stream: CudaStream) -> None:
-        self._cuda.memcpy_htod_async(dst.ptr, src, stream.raw)
-
-    def copy_to_host(self, dst: np.ndarray, src: DeviceBuffer, stream: CudaStream) -> None:
-        self._cuda.memcpy_dtoh_async(dst, src.ptr, stream.raw)
-
-    def close(self) -> None:
-        self._cuda.Context.pop()
-        self._context.detach()
-
-
-class CudaGraph:
-    """A CUDA graph captured from work enqueued on a stream (driver API through ctypes)."""
-
-    _MODE_THREAD_LOCAL = 1
-
-    def __init__(self, exec_handle: ctypes.c_void_p, graph: ctypes.c_void_p, lib: ctypes.CDLL) -> None:
-        self._exec = exec_handle
-        self._graph = graph
-        self._lib = lib
-
-    @classmethod
-    def capture(cls, stream: CudaStream, enqueue: Callable[[], None]) -> CudaGraph | None:
-        """Capture ``enqueue`` on ``stream``; None when the driver or the work refuses capture."""
-        try:
-            lib = ctypes.CDLL("libcuda.so.1")
-        except OSError:
-            return None
-        handle = ctypes.c_void_p(stream.handle)
-        if lib.cuStreamBeginCapture_v2(handle, cls._MODE_THREAD_LOCAL) != 0:
-            return None
-        graph = ctypes.c_void_p()
-        try:
-            enqueue()
-        finally:
-            ended = lib.cuStreamEndCapture(handle, ctypes.byref(graph))
-        if ended != 0 or not graph.value:
-            return None
-        exec_handle = ctypes.c_void_p()
-        if lib.cuGraphInstantiateWithFlags(ctypes.byref(exec_handle), graph, ctypes.c_ulonglong(0)) != 0:
-            lib.cuGraphDestroy(graph)
-            return None
-        return cls(exec_handle, graph, lib)
-
-    def launch(self, stream: CudaStream) -> None:
-        result = self._lib.cuGraphLaunch(self._exec, ctypes.c_void_p(stream.handle))
-        if result != 0:
-            raise BackendError(f"cuGraphLaunch failed with CUresult {result}")
-
-    def destroy(self) -> None:
-        self._lib.cuGraphExecDestroy(self._exec)
-        self._lib.cuGraphDestroy(self._graph)
 
 
 # --- the backend ---------------------------------------------------------------------------------

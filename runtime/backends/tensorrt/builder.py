@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from ..._version import __version__
 from ...config import CONFIG_KEY, read_onnx_metadata
 from ...errors import BackendError, ModelFormatError
+from .cuda import query_cuda_device
 from .plan import (
     BuildStrategy,
     EngineBuildError,
@@ -49,7 +50,6 @@ from .sidecar import (
     GpuInfo,
     TensorInfo,
     atomic_write_bytes,
-    query_cuda_device,
     sha256_file,
     write_sidecar,
 )
@@ -80,8 +80,8 @@ class EngineResult:
 
 def detect_tensorrt(device: int = 0) -> tuple[TensorRTVersion | None, GpuInfo | None, str]:
     """(TensorRT version, GPU, "") when an engine can be built here, else (.., .., why not)."""
-    from .backend import import_tensorrt
-    from .sidecar import GpuUnavailableError
+    from .cuda import GpuUnavailableError
+    from .plugins import import_tensorrt
 
     try:
         module = import_tensorrt()
@@ -231,8 +231,10 @@ def _build_with_tensorrt(
     import tensorrt as trt
 
     from ...config import ModelConfig
-    from .backend import CudaDevice, dims_tuple, load_plugin_library
+    from .backend import dims_tuple
     from .calibrator import CacheFile, CalibrationFeed, make_calibrator
+    from .cuda import CudaDevice
+    from .plugins import load_plugin_library
     from .progress import PhaseBars, make_progress_monitor
 
     logger = trt.Logger(trt.Logger.WARNING)

@@ -25,7 +25,7 @@ from .sidecar import atomic_write_bytes
 if TYPE_CHECKING:
     import tensorrt as trt
 
-    from .backend import CudaDevice, DeviceBuffer
+    from .cuda import CudaDevice, DeviceBuffer
 
 
 class CalibrationFeed:

@@ -13,8 +13,6 @@ Shared by the exporter (writes it) and the runtime (checks it); torch-free, nump
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import hashlib
 import json
 import os
@@ -247,43 +245,3 @@ def check_sidecar(
             + f". Rebuild it on this device: {info.build_command}"
         )
     return warnings
-
-
-# --- the device's identity, from the CUDA driver API (no pycuda, no torch) ------------------------
-
-_CU_ATTR_CC_MAJOR = 75
-_CU_ATTR_CC_MINOR = 76
-
-
-class GpuUnavailableError(BackendError):
-    """No CUDA driver or no device at the given index."""
-
-
-def _load_libcuda() -> ctypes.CDLL:
-    names = ["libcuda.so.1", "libcuda.so", ctypes.util.find_library("cuda") or "", "nvcuda.dll"]
-    for name in filter(None, names):
-        try:
-            return ctypes.CDLL(name)
-        except OSError:
-            continue
-    raise GpuUnavailableError("no CUDA driver library (libcuda) here: is the NVIDIA driver installed?")
-
-
-def query_cuda_device(index: int = 0) -> GpuInfo:
-    """Name and compute capability of CUDA device ``index`` from the driver API."""
-    lib = _load_libcuda()
-
-    def call(result: int, what: str) -> None:
-        if result != 0:
-            raise GpuUnavailableError(f"CUDA driver call {what} failed: CUresult {result} (device {index})")
-
-    call(lib.cuInit(0), "cuInit")
-    device = ctypes.c_int()
-    call(lib.cuDeviceGet(ctypes.byref(device), index), "cuDeviceGet")
-    name = ctypes.create_string_buffer(256)
-    call(lib.cuDeviceGetName(name, 256, device), "cuDeviceGetName")
-    major, minor = ctypes.c_int(), ctypes.c_int()
-    call(lib.cuDeviceGetAttribute(ctypes.byref(major), _CU_ATTR_CC_MAJOR, device), "cuDeviceGetAttribute")
-    call(lib.cuDeviceGetAttribute(ctypes.byref(minor), _CU_ATTR_CC_MINOR, device), "cuDeviceGetAttribute")
-    cc = f"{major.value}.{minor.value}"
-    return GpuInfo(name=name.value.decode("utf-8", "replace"), compute_capability=cc)

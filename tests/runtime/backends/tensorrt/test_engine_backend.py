@@ -9,15 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from edgercnn.runtime.backends.tensorrt import backend as trt_backend
+from edgercnn.runtime.backends.tensorrt import plugins as trt_plugins
 from edgercnn.runtime.backends.tensorrt.backend import (
     EngineTensor,
     batch_chunks,
     check_batch,
-    import_tensorrt,
     plan_buffers,
-    resolve_plugin_library,
 )
+from edgercnn.runtime.backends.tensorrt.plugins import import_tensorrt, resolve_plugin_library
 from edgercnn.runtime.backends.tensorrt.sidecar import Sidecar
 from edgercnn.runtime.errors import BackendError
 
@@ -131,13 +130,13 @@ def test_plugin_library_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 def test_a_stubs_only_tensorrt_counts_as_absent(monkeypatch: pytest.MonkeyPatch) -> None:
     stub = types.ModuleType("tensorrt")  # what `import tensorrt` gives with only tensorrt-stubs installed
-    monkeypatch.setattr(trt_backend.importlib, "import_module", lambda name: stub)
+    monkeypatch.setattr(trt_plugins.importlib, "import_module", lambda name: stub)
     with pytest.raises(BackendError, match="only type stubs"):
         import_tensorrt()
 
     def missing(name: str) -> None:
         raise ModuleNotFoundError(f"No module named {name!r}", name=name)
 
-    monkeypatch.setattr(trt_backend.importlib, "import_module", missing)
+    monkeypatch.setattr(trt_plugins.importlib, "import_module", missing)
     with pytest.raises(BackendError, match="TensorRT is not installed"):
         import_tensorrt()

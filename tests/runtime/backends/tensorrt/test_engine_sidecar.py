@@ -7,13 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
+from edgercnn.runtime.backends.tensorrt.cuda import GpuUnavailableError, query_cuda_device
 from edgercnn.runtime.backends.tensorrt.sidecar import (
     DeviceEnvironment,
     EngineCompatibilityError,
     GpuInfo,
-    GpuUnavailableError,
     check_sidecar,
-    query_cuda_device,
     read_sidecar,
     sha256_file,
     sidecar_path,
