@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-from edgercnn.export.cli import main
+from edgercnn.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["export", *sys.argv[1:]]))

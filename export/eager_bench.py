@@ -1,6 +1,6 @@
 """torchvision eager as a ``bench`` entry (build host only: imports torch).
 
-``runtime.bench --eager CHECKPOINT`` loads this module by name, never by import statement, so
+``edgercnn bench --eager CHECKPOINT`` (``edgercnn/cli/bench.py``) imports it only when asked, so
 the runtime stays torch-free. The adapter has the ``Detector.detect`` shape: BGR images in,
 objects with ``timings`` and ``len()`` out. Stages: preprocess is the numpy -> tensor conversion;
 infer is the whole eager model, whose own resize/normalize and mask pasting run inside it.

@@ -15,13 +15,20 @@ import torch
 import torchvision
 from edgercnn.export.deploy import DeployRCNN
 from edgercnn.export.deploy.errors import ExportError
+from edgercnn.runtime.contract import (
+    CONFIG_KEY,
+    DYNAMIC_BATCH,
+    FORMAT_KEY,
+    FORMAT_VERSION,
+    INPUT_COLORS,
+    INPUT_NAME,
+    MASK_SIZE,
+    InputSpec,
+    Kind,
+    ModelConfig,
+)
 
 import edgercnn
-
-FORMAT_VERSION = 1
-CONFIG_KEY = "edgercnn.config"
-FORMAT_KEY = "edgercnn.format_version"
-MASK_SIZE_KEY = "mask_size"
 
 
 def default_class_names(num_classes: int) -> list[str]:
@@ -42,41 +49,41 @@ def build_config(
     checkpoint: str | None = None,
     checkpoint_sha256: str | None = None,
 ) -> dict[str, Any]:
-    """The ``edgercnn.config`` dictionary for one exported file."""
+    """The ``edgercnn.config`` dictionary for one exported file, built through the contract's
+    ``ModelConfig`` so that it is exactly what the runtime's ``ModelConfig.from_dict`` reads."""
     if len(class_names) != deploy.num_classes:
         raise ExportError(
             f"{len(class_names)} class names given but the model has {deploy.num_classes} classes "
             "(counting __background__ at index 0)"
         )
     g = deploy.geometry
-    color = "BGR" if deploy.options.input_dtype == "uint8" else "RGB"
     rpn, box = deploy.rpn, deploy.box_head
-    config: dict[str, Any] = {
-        "format_version": FORMAT_VERSION,
-        "architecture": deploy.kind,
-        "builder": builder,
-        "class_names": list(class_names),
-        "keypoint_names": list(keypoint_names or []),
-        "input": {
-            "name": "images",
-            "dtype": deploy.options.input_dtype,
-            "color": color,
-            "height": g.height,
-            "width": g.width,
-            "valid_height": g.valid_height,
-            "valid_width": g.valid_width,
-            "source_height": g.source_height,
-            "source_width": g.source_width,
-            "min_size": g.min_size,
-            "max_size": g.max_size,
-            "size_divisible": g.size_divisible,
-            "mean": deploy.mean,
-            "std": deploy.std,
-        },
-        "batch": batch,
-        "outputs": deploy.output_names,
-        "detections_per_img": box.detections_per_img,
-        "thresholds": {
+    config = ModelConfig(
+        path=Path("<export>"),
+        architecture=deploy.kind,
+        builder=builder,
+        class_names=tuple(class_names),
+        keypoint_names=tuple(keypoint_names or ()),
+        input=InputSpec(
+            name=INPUT_NAME,
+            dtype=deploy.options.input_dtype,
+            color=INPUT_COLORS[deploy.options.input_dtype],
+            height=g.height,
+            width=g.width,
+            valid_height=g.valid_height,
+            valid_width=g.valid_width,
+            source_height=g.source_height,
+            source_width=g.source_width,
+            min_size=g.min_size,
+            max_size=g.max_size,
+            size_divisible=g.size_divisible,
+            mean=tuple(deploy.mean),  # type: ignore[arg-type]
+            std=tuple(deploy.std),  # type: ignore[arg-type]
+        ),
+        batch=None if batch == DYNAMIC_BATCH else int(batch),
+        outputs=tuple(deploy.output_names),
+        detections_per_img=box.detections_per_img,
+        thresholds={
             "box_score_thresh": box.score_thresh,
             "box_nms_thresh": box.nms_thresh,
             "rpn_pre_nms_top_n": rpn.pre_nms_top_n,
@@ -84,22 +91,20 @@ def build_config(
             "rpn_nms_thresh": rpn.nms_thresh,
             "rpn_score_thresh": rpn.score_thresh,
         },
-        "flavour": flavour,
-        "precision": precision,
-        "versions": {
+        flavour=flavour,
+        precision=precision,
+        versions={
             "edgercnn": edgercnn.__version__,
             "torch": torch.__version__.split("+")[0],
             "torchvision": torchvision.__version__.split("+")[0],
             "onnx": onnx.__version__,
             "opset": opset,
         },
-        "source": {"checkpoint": checkpoint, "checkpoint_sha256": checkpoint_sha256},
-    }
-    if deploy.kind == "maskrcnn":
-        config[MASK_SIZE_KEY] = 28
-    if deploy.kind == "keypointrcnn":
-        config["num_keypoints"] = deploy.num_keypoints
-    return config
+        source={"checkpoint": checkpoint, "checkpoint_sha256": checkpoint_sha256},
+        mask_size=MASK_SIZE,
+        num_keypoints=deploy.num_keypoints if deploy.kind == Kind.KEYPOINTRCNN else None,
+    )
+    return config.to_dict()
 
 
 def attach(model: onnx.ModelProto, config: dict[str, Any]) -> None:

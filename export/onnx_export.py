@@ -24,11 +24,11 @@ import torch
 from edgercnn.export import metadata, ops
 from edgercnn.export.deploy import DeployRCNN
 from edgercnn.export.deploy.errors import ExportError
+from edgercnn.runtime.contract import PLUGIN_DOMAIN
 
 OPSET = 18
 FLAVOURS = ("portable", "tensorrt")
 FILE_NAMES = {"portable": "model.onnx", "tensorrt": "model.trt.onnx"}
-PLUGIN_DOMAIN = "trt.plugins"
 # Simplification must not move detections by more than this (it only folds constants).
 SIMPLIFY_TOLERANCE = 1e-4
 

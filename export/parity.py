@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -290,72 +289,3 @@ def format_report(report: dict[str, Any]) -> str:
             f"{'; '.join(extra)} |"
         )
     return "\n".join(lines)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    from edgercnn.export.cli import add_model_options
-
-    p = argparse.ArgumentParser(prog="edgercnn parity", description=__doc__.split("\n\n")[0])
-    add_model_options(p)
-    p.add_argument("--images", help="folder of images (default: the synthetic validation split)")
-    p.add_argument("--coco", help="COCO annotation JSON (gives AP); images from --image-dir")
-    p.add_argument("--image-dir", help="folder of the --coco images (default: next to the JSON)")
-    p.add_argument(
-        "--limit", type=int, default=DEFAULT_IMAGES, help=f"images to use (default {DEFAULT_IMAGES})"
-    )
-    p.add_argument("--seed", type=int, default=0, help="synthetic set seed")
-    p.add_argument("--source-size", help="WIDTHxHEIGHT the graph is exported for (default: first image's)")
-    p.add_argument(
-        "--candidates",
-        default="deploy,portable,tensorrt",
-        help="comma-separated subset of " + ",".join(CANDIDATES),
-    )
-    p.add_argument("--batch", type=int, default=1)
-    p.add_argument(
-        "--onnx-dir", type=Path, help="reuse/keep exported files here (default: a temporary folder)"
-    )
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    from edgercnn.export.cli import parse_size, resolve_source
-
-    try:
-        names = [c.strip() for c in args.candidates.split(",") if c.strip()]
-        unknown = [c for c in names if c not in CANDIDATES]
-        if unknown:
-            raise ExportError(f"unknown candidate(s) {unknown}; choose from {', '.join(CANDIDATES)}")
-        if "tensorrt" in names:
-            try:
-                import edgercnn.runtime.plugin_ops  # noqa: F401
-            except ImportError:
-                print("parity: runtime.plugin_ops missing; skipping the tensorrt candidate", file=sys.stderr)
-                names.remove("tensorrt")
-        source = resolve_source(args)
-        from edgercnn.export import checkpoint
-        from edgercnn.export.refmodels import architectures
-
-        model = architectures.build_model(
-            source.architecture, source.num_classes, **source.constructor_kwargs
-        )
-        if source.checkpoint is not None:
-            checkpoint.load_into(model, source.checkpoint)
-        images, gt = load_images(args)
-        size = parse_size(args.source_size) if args.source_size else None
-        resized = to_source_size(images, size)
-        if gt and resized[0].shape[:2] != images[0].shape[:2]:
-            gt = None  # ground truth is in the original pixels; AP would compare the wrong geometry
-        report = parity_report(
-            model, resized, candidates=names, batch=args.batch, gt=gt, work_dir=args.onnx_dir
-        )
-    except ExportError as exc:
-        print(f"edgercnn parity: error: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps(report, indent=2) if args.json else format_report(report))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -7,7 +7,7 @@ from the ONNX graph after shape inference, the weight bytes, and the activation 
 read and write, then prints the roofline bounds for each Orin module (docs/jetson.md lists the
 spec figures and where they come from). Use the portable ONNX (plugin nodes have no shapes).
 
-    python -m export.engine_flops model.onnx [--batch 1]
+    python -m edgercnn.export.roofline model.onnx [--batch 1]
 """
 
 from __future__ import annotations
@@ -150,7 +150,7 @@ def format_report(path: Path, report: FlopReport) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m export.engine_flops", description=__doc__.splitlines()[0]
+        prog="python -m edgercnn.export.roofline", description=__doc__.splitlines()[0]
     )
     parser.add_argument("onnx", type=Path, nargs="+")
     parser.add_argument("--batch", type=int, default=1, help="batch for dynamic-batch graphs (default 1)")

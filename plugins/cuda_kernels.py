@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+from edgercnn.runtime.errors import EdgercnnError
 
 SOURCE_DIR = Path(__file__).resolve().parent / "src"
 LIB_NAME = "libedgercnn_kernels.so"
@@ -26,7 +27,7 @@ INT64, INT32 = 0, 1
 NMS_AUTO, NMS_BITMASK, NMS_GREEDY = 0, 1, 2
 
 
-class CudaKernelsError(RuntimeError):
+class CudaKernelsError(EdgercnnError):
     """The CUDA kernel library cannot be found, built or called."""
 
 

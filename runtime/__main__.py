@@ -1,21 +1,21 @@
-"""``python -m runtime run ...`` / ``bench ...``: the device-side commands without the edgercnn package."""
+"""``python -m runtime <verb>`` on a camera with the runtime folder alone (or ``python -m edgercnn.runtime``).
+
+The device-side verbs without the rest of the package: run, bench, eval, calibrate, build.
+"""
 
 from __future__ import annotations
 
-import importlib
 import sys
 
-COMMANDS = {"run": ".commands.run", "bench": ".commands.bench"}
+from .commands import Verb, dispatch
 
-
-def main(argv: list[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] not in COMMANDS:
-        print("usage: python -m runtime {run,bench} [options]  (see '<command> --help')", file=sys.stderr)
-        return 0 if args and args[0] in ("-h", "--help") else 2
-    module = importlib.import_module(COMMANDS[args[0]], __package__)
-    return int(module.main(args[1:]) or 0)
-
+VERBS = {
+    "run": Verb(".commands.run", "run a model on images, videos, cameras or streams"),
+    "bench": Verb(".commands.bench", "latency and throughput, models side by side"),
+    "eval": Verb(".commands.eval", "COCO AP of a model file on a COCO-format set"),
+    "calibrate": Verb(".commands.calibrate", "build a calibration set from images or videos"),
+    "build": Verb(".commands.build", "ONNX -> TensorRT engine with a sidecar"),
+}
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(dispatch(f"python -m {__package__}", VERBS, package=__package__))

@@ -13,11 +13,9 @@ This module is torch-free on purpose: ``edgercnn calibrate`` runs on the camera 
 
 from __future__ import annotations
 
-import argparse
 import glob
 import hashlib
 import json
-import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +23,8 @@ from typing import Any
 
 import cv2
 import numpy as np
+
+from .errors import EdgercnnError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm", ".ts", ".mpg", ".mpeg")
@@ -35,7 +35,7 @@ MANIFEST_VERSION = 1
 THUMB_SIDE = 64
 
 
-class CalibrationError(ValueError):
+class CalibrationError(EdgercnnError):
     """Bad calibration input (missing files, unreadable images or videos, empty sets)."""
 
 
@@ -305,50 +305,3 @@ def iter_calibration_batches(
     for path in list_calibration_images(calib_dir, limit):
         batch, _ = prepare_batch([read_image_bgr(path)], config)
         yield np.ascontiguousarray(batch)
-
-
-# ----------------------------------------------------------------------------- CLI
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="edgercnn calibrate",
-        description="Build an INT8 calibration set (PNG images + manifest.json) from images or videos.",
-    )
-    parser.add_argument("sources", nargs="+", help="image files, folders, glob patterns or video files")
-    parser.add_argument("--out", "-o", required=True, help="output folder (must not hold a set already)")
-    parser.add_argument("--count", type=int, default=64, help="number of images to keep (default 64)")
-    parser.add_argument(
-        "--frames-per-video",
-        type=int,
-        default=None,
-        help="frames sampled evenly per video before deduplication",
-    )
-    parser.add_argument(
-        "--dedup-threshold",
-        type=float,
-        default=2.0,
-        help="drop a frame whose 64x64 grey thumbnail differs from a kept one by less than this "
-        "mean absolute grey level (0 keeps everything; default 2.0)",
-    )
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        result = build_calibration_set(
-            args.sources, args.out, args.count, args.frames_per_video, args.dedup_threshold
-        )
-    except CalibrationError as exc:
-        print(f"edgercnn calibrate: {exc}", file=sys.stderr)
-        return 2
-    print(
-        f"wrote {len(result.items)} images to {result.directory} "
-        f"({result.considered} considered, {result.duplicates} near-duplicates dropped)"
-    )
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

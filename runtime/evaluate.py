@@ -1,4 +1,4 @@
-"""``edgercnn eval``: COCO box / mask / keypoint AP of any model file the runtime can load.
+"""COCO box / mask / keypoint AP of any model file the runtime can load (``edgercnn eval``).
 
 The model runs through the same ``Detector`` as on the device (preprocessing, backend, mask
 pasting, box rescaling), so the AP measured here is the AP the camera gets, whatever the file
@@ -8,7 +8,6 @@ pasting, box rescaling), so the AP measured here is the AP the camera gets, what
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import json
@@ -21,7 +20,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .errors import RuntimeErrorBase
+from .errors import EdgercnnError
 
 # COCO's per-keypoint OKS sigmas (the 17 person keypoints); other keypoint sets use a flat 0.05.
 COCO_SIGMAS = [0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072, 0.062, 0.062, 0.107, 0.107,
@@ -29,7 +28,7 @@ COCO_SIGMAS = [0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072, 0.
 STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 
 
-class EvaluateError(RuntimeErrorBase):
+class EvaluateError(EdgercnnError):
     """Bad evaluation input: missing images, unreadable annotations, classes that do not match."""
 
 
@@ -198,48 +197,3 @@ def evaluate_model(
         result.stats[iou_type] = coco_ap(coco, scored, iou_type, image_ids, sorted(set(categories.values())))
         result.ap[iou_type] = result.stats[iou_type]["AP"]
     return result
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="edgercnn eval",
-        description="COCO box / mask / keypoint AP of a model file on a COCO-format set.",
-    )
-    parser.add_argument("model", help="model file (.onnx, or an engine with its sidecar)")
-    parser.add_argument(
-        "--images", required=True, help="folder the annotation's file_name entries are relative to"
-    )
-    parser.add_argument("--ann", required=True, help="COCO-format annotation JSON")
-    parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N images (by id)")
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    parser.add_argument("--backend", default="auto", help="runtime backend (auto, onnxruntime, tensorrt)")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, tensorrt or auto")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for onnxruntime")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.limit is not None and args.limit <= 0:
-        print("edgercnn eval: --limit must be positive", file=sys.stderr)
-        return 2
-    try:
-        result = evaluate_model(
-            args.model, args.images, args.ann, args.limit, args.backend, args.device, args.threads,
-            progress=not args.no_progress,
-        )  # fmt: skip
-    except RuntimeErrorBase as exc:
-        print(f"edgercnn eval: {exc}", file=sys.stderr)
-        return 2
-    if args.json:
-        print(json.dumps(result.to_dict(), indent=2))
-        return 0
-    print(f"{result.model}: {result.images} images, {result.seconds:.1f} s")
-    for iou_type, stats in result.stats.items():
-        print(f"  {iou_type:<9} " + "  ".join(f"{k} {v:5.1f}" for k, v in stats.items()))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from .contract import BATCHED_NMS, CONTRIB_DOMAIN, MAX_LEVELS, PLUGIN_DOMAIN, ROI_ALIGN, AttrType, PluginOp
 from .errors import BackendError, ModelFormatError
 
 __all__ = [
@@ -36,12 +37,9 @@ __all__ = [
     "rewrite_plugin_nodes",
 ]
 
-PLUGIN_DOMAIN = "trt.plugins"
-CONTRIB_DOMAIN = "ai.onnx.contrib"
-ROI_ALIGN_OP = "EdgeRCNN_MultiLevelRoIAlign"
-NMS_OP = "EdgeRCNN_BatchedNMS"
-MAX_LEVELS = 5
-CPU_API_VERSION = 1
+ROI_ALIGN_OP = ROI_ALIGN.name
+NMS_OP = BATCHED_NMS.name
+CPU_API_VERSION = 1  # EDGERCNN_CPU_API_VERSION, the ctypes ABI of plugins/src/common/edgercnn_cpu_api.h
 
 _SOURCE_DIR = Path(__file__).resolve().parents[1] / "plugins" / "src"
 _LIB_NAME = "libedgercnn_cpu.dylib" if sys.platform == "darwin" else "libedgercnn_cpu.so"
@@ -319,30 +317,21 @@ def load_cpu_kernels() -> CpuKernels:
 # onnxruntime custom ops and the model rewrite
 # --------------------------------------------------------------------------------------------------
 
-_ROI_INT_ATTRS = (
-    "output_height",
-    "output_width",
-    "sampling_ratio",
-    "aligned",
-    "mode",
-    "canonical_scale",
-    "canonical_level",
-)
-_ROI_DEFAULTS: dict[str, Any] = {
-    "sampling_ratio": 0,
-    "aligned": 0,
-    "mode": 0,
-    "canonical_scale": 224,
-    "canonical_level": 4,
-    "eps": 1e-6,
-}
-_NMS_DEFAULTS: dict[str, Any] = {"score_threshold": float("-inf"), "pre_nms_top_n": -1}
+# Attribute names, types and defaults are the contract's; onnxruntime-extensions has no float-list
+# attribute, so ``spatial_scales`` travels as a comma-separated string.
+_ROI_DEFAULTS: dict[str, Any] = ROI_ALIGN.defaults
+_NMS_DEFAULTS: dict[str, Any] = BATCHED_NMS.defaults
 _REGISTERED = False
 
 
 def _roi_op_type(levels: int) -> str:
     # onnxruntime-extensions' Python ops have a fixed input count: one op type per level count.
-    return f"{ROI_ALIGN_OP}_L{levels}"
+    return ROI_ALIGN.cpu_op_type(levels)
+
+
+def _extension_attrs(op: PluginOp, types: dict[AttrType, Any]) -> dict[str, Any]:
+    """``{attribute: onnxruntime-extensions type}`` of a contract op."""
+    return {a.name: types[a.type] for a in op.attributes}
 
 
 def _register_custom_ops() -> str:
@@ -358,8 +347,8 @@ def _register_custom_ops() -> str:
     if _REGISTERED:
         return str(get_library_path())
     f32, i64, string = PyCustomOpDef.dt_float, PyCustomOpDef.dt_int64, PyCustomOpDef.dt_string
-    roi_attrs = {name: i64 for name in _ROI_INT_ATTRS}
-    roi_attrs.update({"spatial_scales": string, "eps": f32})
+    types = {AttrType.INT: i64, AttrType.FLOAT: f32, AttrType.FLOATS: string}
+    roi_attrs = _extension_attrs(ROI_ALIGN, types)
 
     def make_roi_op(levels: int) -> None:
         @onnx_op(op_type=_roi_op_type(levels), inputs=[f32] * (levels + 1), outputs=[f32], attrs=roi_attrs)
@@ -382,7 +371,7 @@ def _register_custom_ops() -> str:
     for levels in range(1, MAX_LEVELS + 1):
         make_roi_op(levels)
 
-    nms_attrs = {"iou_threshold": f32, "score_threshold": f32, "max_output": i64, "pre_nms_top_n": i64}
+    nms_attrs = _extension_attrs(BATCHED_NMS, types)
 
     @onnx_op(op_type=NMS_OP, inputs=[f32, f32, i64], outputs=[i64, i64], attrs=nms_attrs)
     def _batched_nms(boxes: np.ndarray, scores: np.ndarray, idxs: np.ndarray, **attrs: Any) -> tuple:
@@ -463,7 +452,7 @@ def rewrite_plugin_nodes(model: Any) -> int:
             half = types.get(node.input[0], TensorProto.FLOAT) == TensorProto.FLOAT16
             inputs = [cast(x, TensorProto.FLOAT, f"in{i}") if half else x for i, x in enumerate(node.input)]
             output = f"{node.output[0]}__edgercnn_f32" if half else node.output[0]
-            kwargs = {**_ROI_DEFAULTS, **{k: v for k, v in attrs.items() if k in (*_ROI_INT_ATTRS, "eps")}}
+            kwargs = {**_ROI_DEFAULTS, **{k: v for k, v in attrs.items() if k in ROI_ALIGN.attribute_names}}
             kwargs["aligned"] = int(kwargs["aligned"])
             if "spatial_scales" not in attrs:
                 raise PluginOpsError(f"node {tag}: attribute spatial_scales is missing")
@@ -489,17 +478,10 @@ def rewrite_plugin_nodes(model: Any) -> int:
                 scores = cast(scores, TensorProto.FLOAT, "scores")
             if types.get(idxs, TensorProto.INT64) != TensorProto.INT64:
                 idxs = cast(idxs, TensorProto.INT64, "idxs")
-            missing = [k for k in ("iou_threshold", "max_output") if k not in attrs]
+            missing = [k for k in BATCHED_NMS.required if k not in attrs]
             if missing:
                 raise PluginOpsError(f"node {tag}: attributes {missing} are missing")
-            kwargs = {
-                **_NMS_DEFAULTS,
-                **{
-                    k: v
-                    for k, v in attrs.items()
-                    if k in ("iou_threshold", "score_threshold", "max_output", "pre_nms_top_n")
-                },
-            }
+            kwargs = {**_NMS_DEFAULTS, **{k: v for k, v in attrs.items() if k in BATCHED_NMS.attribute_names}}
             new_nodes.append(
                 helper.make_node(
                     NMS_OP,

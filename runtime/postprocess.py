@@ -17,6 +17,7 @@ import numpy as np
 
 from .config import ModelConfig
 from .detections import Detections, MaskCrop
+from .errors import UsageError
 from .preprocess import ImageTransform
 
 MASK_THRESHOLD = 0.5
@@ -88,7 +89,7 @@ def class_ids(classes: Iterable[int | str] | None, class_names: tuple[str, ...])
     for c in classes:
         if isinstance(c, str) and not c.strip().lstrip("-").isdigit():
             if c.strip().lower() not in lookup:
-                raise ValueError(
+                raise UsageError(
                     f"unknown class {c!r}; the model's classes are: {', '.join(class_names[1:])}"
                 )
             ids.append(lookup[c.strip().lower()])

@@ -19,6 +19,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .errors import SourceError
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pnm")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".mpeg", ".ts", ".flv", ".wmv")
 LIVE_SCHEMES = ("rtsp", "rtsps", "rtmp", "udp", "tcp", "srt")
@@ -50,8 +52,8 @@ class SourceProblem:
         return f"{'error' if self.is_error else 'note'}: {self.source}: {self.message}"
 
 
-class ImageConversionError(ValueError):
-    pass
+class ImageConversionError(SourceError):
+    """A decoded image whose pixel type or shape has no 8-bit BGR equivalent."""
 
 
 def to_bgr8(image: np.ndarray) -> tuple[np.ndarray, str | None]:

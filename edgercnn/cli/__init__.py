@@ -1,54 +1,35 @@
-"""One command, many subcommands, each imported only when asked for.
+"""``edgercnn <command>``: one command, a verb per module, each imported only when asked for.
 
-The dispatcher stays import-light on purpose: ``edgercnn run`` on a camera must not pull in
-torch or ``export/``, so each subcommand's module is imported lazily by name.
+The dispatcher stays import-light on purpose: ``edgercnn run`` on a camera must not pull in torch
+or the exporter. Device-side verbs live in ``edgercnn.runtime.commands`` (so ``python -m runtime``
+works with the runtime folder alone); build-host verbs live beside this file. Errors are caught
+once, in ``edgercnn.runtime.commands.run_verb``.
 """
 
 from __future__ import annotations
 
-import importlib
-import sys
+from collections.abc import Sequence
 
-# subcommand -> (module, function, one-line help). Modules under export/ need the
-# ``export`` extra (torch); modules under runtime/ need only the base install.
-SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
-    "export": ("edgercnn.export.cli", "main", "checkpoint -> ONNX files (and engines where TensorRT exists)"),
-    "build": ("edgercnn.runtime.commands.build", "main", "ONNX -> TensorRT engine with a sidecar"),
-    "parity": ("edgercnn.export.parity", "main", "detection-level parity: eager vs deploy graph vs ONNX"),
-    "quantize": ("edgercnn.cli.quantize", "main", "FP32 ONNX -> INT8 Q/DQ ONNX, calibration cache, report"),
-    "calibrate": ("edgercnn.runtime.calibration", "main", "build a calibration set from images or videos"),
-    "run": ("edgercnn.runtime.commands.run", "main", "run a model on images, videos, cameras or streams"),
-    "bench": ("edgercnn.runtime.commands.bench", "main", "latency and throughput, models side by side"),
-    "eval": ("edgercnn.runtime.evaluate", "main", "COCO AP of a model file on a COCO-format set"),
-    "demo": ("edgercnn.export.refmodels.demo", "main", "export the bundled model, run it on the sample video"),
-    "synth": ("edgercnn.export.refmodels.synthdata.cli", "main", "generate the procedural surveillance data set"),
-    "train": ("edgercnn.export.refmodels.training", "main", "train a small reference model on the synthetic set"),
+from edgercnn.runtime.commands import Verb, dispatch
+
+_HOST = "pip install 'edgercnn[export]'"
+_DEVICE = "edgercnn.runtime.commands."
+_CLI = "edgercnn.cli."
+
+VERBS: dict[str, Verb] = {
+    "export": Verb(_CLI + "export", "checkpoint -> ONNX files (and engines where TensorRT exists)", _HOST),
+    "build": Verb(_DEVICE + "build", "ONNX -> TensorRT engine with a sidecar"),
+    "parity": Verb(_CLI + "parity", "detection-level parity: eager vs deploy graph vs ONNX", _HOST),
+    "quantize": Verb(_CLI + "quantize", "FP32 ONNX -> INT8 Q/DQ ONNX, calibration cache, report", _HOST),
+    "calibrate": Verb(_DEVICE + "calibrate", "build a calibration set from images or videos"),
+    "run": Verb(_DEVICE + "run", "run a model on images, videos, cameras or streams"),
+    "bench": Verb(_CLI + "bench", "latency and throughput, models side by side"),
+    "eval": Verb(_DEVICE + "eval", "COCO AP of a model file on a COCO-format set"),
+    "demo": Verb(_CLI + "demo", "export the bundled model, run it on the sample video", _HOST),
+    "synth": Verb(_CLI + "synth", "generate the procedural surveillance data set", _HOST),
+    "train": Verb(_CLI + "train", "train a small reference model on the synthetic set", _HOST),
 }
 
 
-def _usage() -> str:
-    lines = ["usage: edgercnn <command> [options]", "", "commands:"]
-    lines += [f"  {name:<10} {help_}" for name, (_, _, help_) in SUBCOMMANDS.items()]
-    lines += ["", "Run 'edgercnn <command> --help' for a command's options."]
-    return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] in ("-h", "--help"):
-        print(_usage())
-        return 0 if args else 2
-    name, rest = args[0], args[1:]
-    if name not in SUBCOMMANDS:
-        print(f"edgercnn: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
-        return 2
-    module_name, func_name, _ = SUBCOMMANDS[name]
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        missing = exc.name or "a module"
-        hint = "pip install '.[export]'" if module_name.startswith(("edgercnn.export", "edgercnn.cli")) else "pip install ."
-        print(f"edgercnn {name}: needs {missing!r}, which is not installed ({hint})", file=sys.stderr)
-        return 2
-    result = getattr(module, func_name)(rest)
-    return int(result or 0)
+def main(argv: Sequence[str] | None = None) -> int:
+    return dispatch("edgercnn", VERBS, argv)

@@ -1,4 +1,8 @@
-"""``edgercnn quantize``: FP32 ONNX -> INT8 Q/DQ ONNX (CPU, TensorRT), calibration cache, report."""
+"""Quantize an FP32 ONNX model to INT8 (Q/DQ) for onnxruntime CPUs and TensorRT, write a TensorRT 10
+calibration cache and an accuracy report.
+
+Exits 1 when a variant loses more AP than ``--max-ap-drop`` allows (the files are still written).
+"""
 
 from __future__ import annotations
 
@@ -10,20 +14,13 @@ from pathlib import Path
 from edgercnn.export.quantize.pipeline import (
     CPU_LAYOUTS,
     VARIANTS,
-    QuantizeError,
     QuantizeOptions,
     quantize_model,
 )
 from edgercnn.export.quantize.ranges import METHODS
-from edgercnn.runtime.errors import RuntimeErrorBase
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="edgercnn quantize",
-        description="Quantize an FP32 ONNX model to INT8 (Q/DQ) for onnxruntime CPUs and TensorRT, "
-        "write a TensorRT 10 calibration cache and an accuracy report.",
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--onnx", required=True, help="FP32 ONNX model written by 'edgercnn export'")
     parser.add_argument(
         "--calib", required=True, help="calibration set folder (calib_data/synth, 'edgercnn calibrate')"
@@ -52,7 +49,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for calibration and timing")
     parser.add_argument("--trt-version", type=int, default=None, help="TensorRT version in the cache header")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    return parser
 
 
 def options_from_args(args: argparse.Namespace) -> QuantizeOptions:
@@ -76,16 +72,11 @@ def options_from_args(args: argparse.Namespace) -> QuantizeOptions:
     return options
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("edgercnn.quantize").setLevel(logging.INFO)
     out = Path(args.out) if args.out else Path(args.onnx).parent
-    try:
-        report = quantize_model(args.onnx, args.calib, out, options_from_args(args))
-    except (QuantizeError, RuntimeErrorBase) as exc:
-        print(f"edgercnn quantize: {exc}", file=sys.stderr)
-        return 2
+    report = quantize_model(args.onnx, args.calib, out, options_from_args(args))
     print(report.to_markdown())
     failed = [name for name, v in report.variants.items() if v.within_budget is False]
     if failed:
@@ -93,6 +84,3 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

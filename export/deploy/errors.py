@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from edgercnn.runtime.errors import EdgercnnError
 
-class ExportError(Exception):
+
+class ExportError(EdgercnnError):
     """A checkpoint, architecture, input size or option the exporter cannot use; the message says why."""
 
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 import torch
+from edgercnn.export.deploy.errors import ExportError
 from edgercnn.export.ops.reference import (
     MODE_AVG,
     MODE_MAX,
@@ -26,7 +27,7 @@ MAX_LEVELS = 5
 _MODES = {"avg": MODE_AVG, "max": MODE_MAX}
 
 
-class OpArgumentError(ValueError):
+class OpArgumentError(ExportError):
     """Arguments the op contract (plugins/README.md) does not allow; raised at graph-build time,
     before tracing, so the message names the argument instead of a deep export traceback."""
 

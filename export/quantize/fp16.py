@@ -3,7 +3,7 @@
 TensorRT 11 has no FP16 builder flag: a tensor is float16 only if the ONNX says so. The
 conversion (onnxruntime's ``transformers.float16``, the maintained descendant of
 onnxconverter-common's converter) puts float16 where the FLOPs are, the conv/gemm trunk and
-heads of ``export/quantize_graph.py``'s plan plus the ReLU/Add/pool ops between them,
+heads of ``export/quantize/qdq.py``'s plan plus the ReLU/Add/pool ops between them,
 and keeps float32 for everything whose values are coordinates, counts or thresholds: the
 graph's inputs and outputs, box decoding and clipping, score arithmetic, NMS, TopK, RoIAlign
 and the custom ops (float16 has 11 bits of mantissa: a 1920-pixel coordinate would move by 1 px,
@@ -22,15 +22,16 @@ from typing import Any
 import numpy as np
 import onnx
 from edgercnn.export.quantize.qdq import CPU_REGION_OPS, name_nodes, plan_layers
+from edgercnn.runtime.contract import CONFIG_KEY
+from edgercnn.runtime.errors import EdgercnnError
 from onnxruntime.transformers import float16
 
-CONFIG_KEY = "edgercnn.config"
 # Ops grown into the float16 region from the trunk's outputs (the trunk's own elementwise ops,
 # e.g. an unfolded FrozenBatchNorm's Mul and Add). Resize stays float32: its scales input must be.
 FP16_REGION_OPS = (CPU_REGION_OPS - {"Resize"}) | {"Mul", "Sub", "Div", "BatchNormalization", "Concat"}
 
 
-class Fp16Error(ValueError):
+class Fp16Error(EdgercnnError):
     """A model that cannot be converted to float16 as asked."""
 
 

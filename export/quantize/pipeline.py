@@ -11,8 +11,8 @@ ranges every artefact uses:
 * ``<stem>.calib.cache``: TensorRT 10's implicit-INT8 calibration cache.
 
 Prediction layers and everything after them (box decoding, NMS, RoIAlign, TopK) stay float
-(``export/quantize_graph.py``). When an evaluation set is given, layers are kept in float by
-measured sensitivity until the AP drop fits the budget (``export/quantize_sensitivity.py``).
+(``export/quantize/qdq.py``). When an evaluation set is given, layers are kept in float by
+measured sensitivity until the AP drop fits the budget (``export/quantize/sensitivity.py``).
 """
 
 from __future__ import annotations
@@ -32,10 +32,10 @@ from edgercnn.export.quantize.measure import compare_latency, time_split
 from edgercnn.export.quantize.qdq import CPU_REGION_OPS, WEIGHT_OPS, LayerPlan, plan_layers
 from edgercnn.export.quantize.ranges import QuantizeError, compute_ranges, tensor_amax
 from edgercnn.export.quantize.trtcache import DEFAULT_TRT_VERSION, graph_tensor_names, write_calibration_cache
+from edgercnn.runtime.contract import CONFIG_KEY
 from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-CONFIG_KEY = "edgercnn.config"
 VARIANTS = ("cpu", "tensorrt")
 CPU_LAYOUTS = ("u8s8", "s8s8")
 log = logging.getLogger("edgercnn.quantize")
@@ -254,15 +254,11 @@ def _check_inputs(fp32_onnx: Path, calib_dir: Path, options: QuantizeOptions) ->
 
 
 def _calibration_feeds(fp32_onnx: Path, calib_dir: Path, limit: int | None) -> list[dict[str, Any]]:
-    from edgercnn.runtime.calibration import CalibrationError, iter_calibration_batches
+    from edgercnn.runtime.calibration import iter_calibration_batches
     from edgercnn.runtime.config import ModelConfig
-    from edgercnn.runtime.errors import RuntimeErrorBase
 
-    try:
-        config = ModelConfig.from_model_file(fp32_onnx)
-        return [{config.input.name: batch} for batch in iter_calibration_batches(calib_dir, config, limit)]
-    except (CalibrationError, RuntimeErrorBase) as exc:
-        raise QuantizeError(str(exc)) from exc
+    config = ModelConfig.from_model_file(fp32_onnx)
+    return [{config.input.name: batch} for batch in iter_calibration_batches(calib_dir, config, limit)]
 
 
 def ap_evaluator(options: QuantizeOptions) -> Callable[[Path], dict[str, float]] | None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+from edgercnn.runtime.errors import EdgercnnError
 from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod
 from onnxruntime.quantization.calibrate import (
     TensorData,
@@ -36,7 +37,7 @@ ENTROPY_STRIDE = 8
 PERCENTILE = 99.999
 
 
-class QuantizeError(ValueError):
+class QuantizeError(EdgercnnError):
     """Bad quantization input: missing model or calibration set, unknown option, unusable graph."""
 
 

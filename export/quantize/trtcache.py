@@ -17,6 +17,7 @@ import struct
 from pathlib import Path
 
 import onnx
+from edgercnn.runtime.errors import EdgercnnError
 
 # TensorRT 10.3 (JetPack 6): getInferLibVersion() = major * 10000 + minor * 100 + patch.
 DEFAULT_TRT_VERSION = 100300
@@ -29,7 +30,7 @@ _LINE = re.compile(r"^(?P<name>.+): (?P<hex>[0-9a-f]{8})$")
 _HEADER = re.compile(r"^TRT-(?P<version>\d+)-(?P<algorithm>[A-Za-z0-9]+)$")
 
 
-class CalibrationCacheError(ValueError):
+class CalibrationCacheError(EdgercnnError):
     """A calibration cache that TensorRT would not read."""
 
 

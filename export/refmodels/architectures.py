@@ -6,7 +6,7 @@ Two families live here:
   ``weights=None`` and ``weights_backbone=None`` because nothing can be downloaded; a user's own
   checkpoint of one of them loads into the result;
 * three small *reference* models (``ref_*``) that the project trains itself on the synthetic
-  surveillance set (see ``export/synthdata``) so tests and the demo have real trained weights that
+  surveillance set (see ``export/refmodels/synthdata``) so tests and the demo have real trained weights that
   fit in a few MB and run quickly on a CPU.
 
 Everything returned is a plain ``torchvision.models.detection`` FasterRCNN / MaskRCNN /
@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from edgercnn.export.deploy.errors import ExportError
 from torch import nn
 from torchvision.models import detection
 from torchvision.models.detection.backbone_utils import BackboneWithFPN
@@ -54,7 +55,7 @@ IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
 
 
-class UnknownArchitectureError(KeyError):
+class UnknownArchitectureError(ExportError):
     """Raised for a name that is not in ``ARCHITECTURES``; the message lists the valid names."""
 
     def __str__(self) -> str:  # KeyError quotes its message; a plain sentence reads better.
@@ -309,7 +310,7 @@ def build_model(name: str, num_classes: int | None = None, **overrides: Any) -> 
 CARD_REQUIRED_KEYS = ("architecture", "kind", "num_classes", "class_names", "weights", "constructor_kwargs")
 
 
-class ModelCardError(ValueError):
+class ModelCardError(ExportError):
     """A model card that cannot be read or lacks what loading a model needs."""
 
 

@@ -1,7 +1,7 @@
 """``edgercnn train``: fit a small reference R-CNN on the synthetic set on the CPU, then write its card.
 
 Real detector weights cannot be downloaded here, so the project trains its own: a ``ref_*``
-architecture from ``export/architectures.py`` on ``edgercnn synth`` output, with a fixed
+architecture from ``export/refmodels/architectures.py`` on ``edgercnn synth`` output, with a fixed
 iteration count (deterministic for a seed), periodic checkpoints, and a final pycocotools
 evaluation on the validation split whose numbers go into ``models/<name>.json``.
 """
@@ -12,7 +12,6 @@ import argparse
 import json
 import math
 import shlex
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,6 @@ import numpy as np
 import torch
 from edgercnn.export.coco_eval import bgr_to_tensor, evaluate_model
 from edgercnn.export.refmodels.architectures import (
-    ARCHITECTURES,
     COCO_KEYPOINT_NAMES,
     REF_IMAGE_HEIGHT,
     REF_IMAGE_WIDTH,
@@ -31,14 +29,17 @@ from edgercnn.export.refmodels.architectures import (
     sha256_of,
 )
 from edgercnn.export.refmodels.synthdata.dataset import build_split
+from edgercnn.runtime.errors import EdgercnnError
 from pycocotools import mask as mask_utils
 from tqdm import tqdm
 
 SUBSET_SIZE = 24  # validation images the tests regenerate and re-evaluate
 
 
-class TrainingError(RuntimeError):
+class TrainingError(EdgercnnError):
     """Bad data directory or arguments."""
+
+    exit_code = 1
 
 
 class CocoDetectionSet(torch.utils.data.Dataset):
@@ -136,34 +137,6 @@ def val_subset(seed: int, count: int = SUBSET_SIZE) -> tuple[dict[str, Any], lis
     """The first ``count`` validation images regenerated from the seed, exactly as written to disk."""
     gt, images, _ = build_split(seed, "val", count, REF_IMAGE_WIDTH, REF_IMAGE_HEIGHT)
     return gt, images
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="edgercnn train", description=__doc__)
-    refs = [n for n, s in ARCHITECTURES.items() if s.reference]
-    p.add_argument("--arch", required=True, choices=refs)
-    p.add_argument("--data", required=True, help="directory written by 'edgercnn synth'")
-    p.add_argument("--data-seed", type=int, default=0, help="seed the data set was generated with")
-    p.add_argument("--out", default="models", help="where <arch>.pth and <arch>.json go")
-    p.add_argument("--work", default=None, help="checkpoint directory (default: <out>/../.train_work)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--iters", type=int, default=2000, help="optimizer steps")
-    p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--lr", type=float, default=2e-3, help="AdamW peak learning rate")
-    p.add_argument("--weight-decay", type=float, default=1e-4)
-    p.add_argument("--warmup", type=int, default=150)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--checkpoint-every", type=int, default=250)
-    p.add_argument(
-        "--max-minutes", type=float, default=None, help="time budget: the schedule ends by then (see card)"
-    )
-    p.add_argument("--resume", action="store_true", help="continue from the work directory's checkpoint")
-    p.add_argument(
-        "--subset-images", type=int, default=SUBSET_SIZE, help="val images of the card's subset AP"
-    )
-    p.add_argument("--val-limit", type=int, default=None, help="evaluate on the first N val images only")
-    p.add_argument("--no-progress", action="store_true")
-    return p
 
 
 def train(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
@@ -310,28 +283,3 @@ def _constructor_kwargs(model: Any) -> dict[str, Any]:
         "box_nms_thresh": roi.nms_thresh,
         "box_detections_per_img": roi.detections_per_img,
     }
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
-    try:
-        card = train(args, argv)
-    except TrainingError as exc:
-        print(f"edgercnn train: {exc}", file=sys.stderr)
-        return 1
-    print(
-        json.dumps(
-            {
-                "val_ap": card["val_ap"],
-                "subset_ap": card["subset"]["ap"],
-                "wall_seconds": card["training"]["wall_seconds"],
-            },
-            indent=2,
-        )
-    )
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,29 +1,29 @@
-"""``edgercnn bench``: per-stage latency, throughput and peak memory, models side by side.
+"""Latency and throughput, models side by side: per-stage latency, throughput and peak memory.
 
 Each entry (a model on a backend and device) gets warm-up runs, then N timed runs of the whole
 frame path: decode (JPEG of the bench image), preprocess, infer, postprocess. Peak RSS is measured
-per entry (the kernel's high-water mark is reset between entries where Linux allows it). With
-``--eager CHECKPOINT`` torchvision's eager model runs too, through ``export/eager_bench.py`` loaded
-by name only when asked: the runtime itself never imports torch.
+per entry (the kernel's high-water mark is reset between entries where Linux allows it). Callers
+may add companion entries per model (``edgercnn bench --eager`` adds torchvision eager from the
+build host's side); the runtime itself never imports torch.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import platform
 import resource
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
-from ..errors import RuntimeErrorBase
+from ..errors import SourceError, UsageError
 from ..stats import StageTimes, format_table
 
 BENCH_STAGES = ("decode", "preprocess", "infer", "postprocess", "total")
@@ -56,7 +56,7 @@ def bench_image(path: str | None, size: tuple[int, int] | None) -> np.ndarray:
     if path:
         image = cv2.imread(path, cv2.IMREAD_COLOR)
         if image is None:
-            raise RuntimeErrorBase(f"{path}: cannot read the bench image")
+            raise SourceError(f"{path}: cannot read the bench image")
         if size:
             image = cv2.resize(image, size)
         return image
@@ -108,7 +108,11 @@ def _entry_name(model: Path, backend: str, device: str) -> str:
     return f"{model.name} [{backend}/{device}]"
 
 
-def collect(args: argparse.Namespace) -> dict[str, Any]:
+# A companion entry: (args, model path, its config, the encoded bench frame) -> an entry dict.
+Companion = Callable[[argparse.Namespace, Path, Any, bytes], dict[str, Any]]
+
+
+def collect(args: argparse.Namespace, companions: Sequence[Companion] = ()) -> dict[str, Any]:
     from ..detector import Detector
 
     image = bench_image(args.image, tuple(args.size) if args.size else None)
@@ -133,8 +137,8 @@ def collect(args: argparse.Namespace) -> dict[str, Any]:
                 }
             )
             detector.close()
-            if args.eager:
-                entries.append(_eager_entry(args, Path(model), detector.config, encoded.tobytes()))
+            for companion in companions:
+                entries.append(companion(args, Path(model), detector.config, encoded.tobytes()))
     return {
         "image_size": [int(image.shape[1]), int(image.shape[0])],
         "batch": args.batch,
@@ -148,21 +152,6 @@ def collect(args: argparse.Namespace) -> dict[str, Any]:
         },
         "entries": entries,
     }
-
-
-def _eager_entry(args: argparse.Namespace, model: Path, config: Any, encoded: bytes) -> dict[str, Any]:
-    """torchvision eager through export/eager_bench.py (build host only: needs torch)."""
-    try:
-        eager = importlib.import_module("edgercnn.export.eager_bench")
-    except ModuleNotFoundError as exc:
-        raise RuntimeErrorBase(
-            f"--eager needs torch and the export package ({exc.name!r} is missing)"
-        ) from exc
-    runner = eager.EagerRunner(args.eager, config, threads=args.threads, score_threshold=args.score)
-    print(f"bench: {args.eager} on torchvision eager ...", file=sys.stderr)
-    result = run_entry(runner, encoded, args.batch, args.warmup, args.runs)
-    return {"name": f"{Path(args.eager).name} [torchvision eager]", "model": str(args.eager),
-            "backend": "torchvision-eager", "precision": "fp32", "flavour": "eager", **result}  # fmt: skip
 
 
 def to_markdown(report: dict[str, Any]) -> str:
@@ -220,10 +209,7 @@ def write_plot(report: dict[str, Any], path: Path) -> bool:
     return True
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="edgercnn bench", description="Latency and throughput, models side by side."
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, nargs="+", help="model files (ONNX or engines)")
     p.add_argument(
         "--backend", nargs="+", default=["auto"], help="backends to compare (auto onnxruntime tensorrt)"
@@ -238,24 +224,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--runs", type=int, default=50)
     p.add_argument("--score", type=float, default=None, help="score threshold applied in postprocessing")
-    p.add_argument(
-        "--eager", default=None, help="also run torchvision eager from this checkpoint or model card"
-    )
     p.add_argument("--out", type=Path, default=None, help="folder for bench.md, bench.json, bench.png")
     p.add_argument("--json", action="store_true", help="print the JSON report to stdout")
-    return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def run(args: argparse.Namespace, companions: Sequence[Companion] = ()) -> int:
     if args.runs < 1 or args.warmup < 0 or args.batch < 1:
-        print("edgercnn bench: --runs and --batch must be >= 1, --warmup >= 0", file=sys.stderr)
-        return 2
-    try:
-        report = collect(args)
-    except (RuntimeErrorBase, ValueError) as exc:
-        print(f"edgercnn bench: {exc}", file=sys.stderr)
-        return 2
+        raise UsageError("--runs and --batch must be >= 1, --warmup >= 0")
+    report = collect(args, companions)
     markdown = to_markdown(report)
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,5 @@
-"""``edgercnn build``: an exported ONNX file -> TensorRT engine + sidecar, on the target device.
+"""Build a TensorRT engine (and its .json sidecar) from an ONNX file written by 'edgercnn export' or
+'edgercnn quantize'. Run it on the device that will run the engine.
 
 Runs with the base install plus TensorRT (no torch, no onnx). Where TensorRT or a GPU is missing
 it prints the plan and the command to run on the target and exits 1; ``--plan-only`` prints the
@@ -14,16 +15,11 @@ import sys
 from pathlib import Path
 
 from ..backends.tensorrt.builder import EngineResult, build_engine, engine_plan_or_command
-from ..backends.tensorrt.plan import PRECISIONS, BatchProfile, EngineBuildError, EngineOptions
-from ..errors import RuntimeErrorBase
+from ..backends.tensorrt.plan import PRECISIONS, BatchProfile, EngineOptions
+from ..errors import Interrupted
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="edgercnn build",
-        description="Build a TensorRT engine (and its .json sidecar) from an ONNX file written by "
-        "'edgercnn export' or 'edgercnn quantize'. Run it on the device that will run the engine.",
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("onnx", type=Path, help="model.onnx, model.trt.onnx, model.fp16.onnx or a Q/DQ ONNX")
     parser.add_argument("--engine", type=Path, help="output engine (default: <onnx stem>.<precision>.engine)")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp16", help="default fp16")
@@ -55,7 +51,6 @@ def build_parser() -> argparse.ArgumentParser:
         "model.onnx avoids needing the CPU plugin ops)",
     )
     parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
-    return parser
 
 
 def options_from_args(args: argparse.Namespace) -> EngineOptions:
@@ -88,33 +83,32 @@ def _as_json(result: EngineResult) -> str:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def run(args: argparse.Namespace) -> int:
     try:
-        options = options_from_args(args)
-        if args.plan_only:
-            print(engine_plan_or_command(args.onnx, options, args.engine))
-            return 0
-        result = build_engine(args.onnx, args.engine, options)
-        if args.json:
-            print(_as_json(result))
-        else:
-            print("\n".join(result.plan) if not result.built else result.summary())
-        if not result.built:
-            if args.json:
-                print(result.summary(), file=sys.stderr)
-            return 1
-        if args.check_parity is not None:
-            from ..backends.tensorrt.parity import check_engine_parity
-
-            reference = args.parity_onnx or args.onnx
-            report = check_engine_parity(result.engine_path, reference, args.check_parity, options.plugin_lib)
-            print(report.text())
-            return 0 if report.passed else 4
-        return 0
-    except (EngineBuildError, RuntimeErrorBase) as exc:
-        print(f"edgercnn build: {exc}", file=sys.stderr)
-        return 2
+        return _build(args)
     except KeyboardInterrupt:
-        print("edgercnn build: interrupted; no engine written", file=sys.stderr)
-        return 130
+        raise Interrupted("interrupted; no engine written") from None
+
+
+def _build(args: argparse.Namespace) -> int:
+    options = options_from_args(args)
+    if args.plan_only:
+        print(engine_plan_or_command(args.onnx, options, args.engine))
+        return 0
+    result = build_engine(args.onnx, args.engine, options)
+    if args.json:
+        print(_as_json(result))
+    else:
+        print("\n".join(result.plan) if not result.built else result.summary())
+    if not result.built:
+        if args.json:
+            print(result.summary(), file=sys.stderr)
+        return 1
+    if args.check_parity is not None:
+        from ..backends.tensorrt.parity import check_engine_parity
+
+        reference = args.parity_onnx or args.onnx
+        report = check_engine_parity(result.engine_path, reference, args.check_parity, options.plugin_lib)
+        print(report.text())
+        return 0 if report.passed else 4
+    return 0

@@ -1,4 +1,4 @@
-"""``edgercnn run`` / ``python -m runtime run``: a model on images, videos, cameras or streams.
+"""Run an exported R-CNN on images, videos, cameras or streams (``edgercnn run``, ``python -m runtime run``).
 
 Torch-free: this is what runs on the camera. Bad inputs get one line each and the run goes on;
 outputs are closed properly on Ctrl-C, SIGTERM or an error, so nothing written is lost.
@@ -15,14 +15,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..errors import RuntimeErrorBase
+from ..errors import EdgercnnError, UsageError
 from ..stats import STAGES, StageTimes, format_table
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="edgercnn run", description="Run an exported R-CNN on images, videos, cameras or streams."
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--model", required=True, help="model.onnx, model.trt.onnx or model.engine (with its .json)"
     )
@@ -48,7 +45,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", type=float, default=None, help="frame rate of written videos (default: 25)")
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    return p
 
 
 def _display_available() -> str | None:
@@ -228,28 +224,22 @@ def _summary(runner: Runner, wall: float, interrupted: bool) -> str:
     return head + ("\n" + format_table(summary) if summary else "")
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def run(args: argparse.Namespace) -> int:
     _quiet_opencv()
     from ..detector import Detector
     from ..sources import open_sources
 
     if args.show and (why := _display_available()):
-        print(f"edgercnn run: --show: {why}", file=sys.stderr)
-        return 2
+        raise UsageError(f"--show: {why}")
     classes = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None
-    try:
-        detector = Detector.open(
-            args.model,
-            backend=args.backend,
-            device=args.device,
-            threads=args.threads,
-            score_threshold=args.score,
-            classes=classes,
-        )
-    except (RuntimeErrorBase, ValueError) as exc:
-        print(f"edgercnn run: {exc}", file=sys.stderr)
-        return 2
+    detector = Detector.open(
+        args.model,
+        backend=args.backend,
+        device=args.device,
+        threads=args.threads,
+        score_threshold=args.score,
+        classes=classes,
+    )
     print(
         f"model {args.model}: {detector.config.architecture}, backend {detector.backend.name}",
         file=sys.stderr,
@@ -264,9 +254,9 @@ def main(argv: list[str] | None = None) -> int:
             runner.run(open_sources(args.source))
     except KeyboardInterrupt:
         interrupted = True
-    except RuntimeErrorBase as exc:
-        print(f"edgercnn run: {exc}", file=sys.stderr)
-        return 1
+    except EdgercnnError as exc:
+        exc.exit_code = 1  # failed mid-run: the outputs opened so far were closed properly
+        raise
     finally:
         signal.signal(signal.SIGTERM, previous)
         detector.close()

@@ -8,11 +8,13 @@ import sys
 import pytest
 import torch
 from edgercnn.export import metadata
-from edgercnn.export.cli import main
 from edgercnn.export.refmodels import architectures
 
 from tests.builders.torch_models import tiny_model
+from tests.cli import verb
 from tests.paths import REPO_ROOT
+
+main = verb("export")
 
 TINY = "tiny_fasterrcnn_test"
 

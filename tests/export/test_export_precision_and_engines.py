@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import onnx
-from edgercnn.export import cli
 
+from tests.cli import verb
 from tests.paths import REPO_ROOT
+
+export_main = verb("export")
 
 
 def test_int8_export_writes_qdq_models_cache_and_the_engine_command(tmp_path, capsys) -> None:
-    status = cli.main(
+    status = export_main(
         [
             "--card",
             str(REPO_ROOT / "models" / "ref_fasterrcnn.json"),
@@ -39,7 +41,7 @@ def test_int8_export_writes_qdq_models_cache_and_the_engine_command(tmp_path, ca
 
 
 def test_int8_without_calibration_images_is_refused_with_a_clear_message(tmp_path, capsys) -> None:
-    status = cli.main(
+    status = export_main(
         [
             "--card",
             str(REPO_ROOT / "models" / "ref_fasterrcnn.json"),

@@ -7,11 +7,14 @@ import json
 import cv2
 import numpy as np
 import pytest
-from edgercnn.export.parity import main, parity_report, run_eager
+from edgercnn.export.parity import parity_report, run_eager
 from edgercnn.export.refmodels import architectures
 from pycocotools import mask as mask_utils
 
 from tests.builders.torch_models import random_bgr_images, tiny_model
+from tests.cli import verb
+
+main = verb("parity")
 
 TINY = "tiny_maskrcnn_parity_test"
 

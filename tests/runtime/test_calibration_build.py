@@ -14,13 +14,15 @@ from edgercnn.runtime.calibration import (
     evenly_spaced,
     iter_calibration_batches,
     list_calibration_images,
-    main,
     sample_video_frames,
 )
 from edgercnn.runtime.config import ModelConfig
 from edgercnn.runtime.preprocess import prepare_batch
 
 from tests.builders.onnx_detector import model_config, write_images
+from tests.cli import verb
+
+main = verb("calibrate")
 
 FRAMES = 40
 STATIC = 20  # the first frames show an empty, unchanging scene

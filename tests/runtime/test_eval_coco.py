@@ -11,11 +11,14 @@ import pytest
 from edgercnn.export.quantize.measure import open_session, run_outputs
 from edgercnn.runtime.calibration import iter_calibration_batches
 from edgercnn.runtime.config import ModelConfig
-from edgercnn.runtime.evaluate import EvaluateError, evaluate_model, main
+from edgercnn.runtime.evaluate import EvaluateError, evaluate_model
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from tests.builders.onnx_detector import tiny_detector, write_images
+from tests.cli import verb
+
+main = verb("eval")
 
 IMAGES = 5
 

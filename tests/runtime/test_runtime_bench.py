@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 
-from edgercnn.runtime.commands.bench import main
-
 from tests.builders.fixed_onnx import make_tiny_onnx, tiny_config, tiny_outputs
+from tests.cli import verb
+
+main = verb("bench")
 
 
 def test_bench_compares_models_and_writes_every_report(tmp_path, capsys):

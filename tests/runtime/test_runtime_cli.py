@@ -7,10 +7,12 @@ import json
 import cv2
 import numpy as np
 import pytest
-from edgercnn.runtime.commands.run import main
 from edgercnn.runtime.detector import Detector
 
 from tests.builders.fixed_onnx import make_tiny_onnx, tiny_config, tiny_outputs
+from tests.cli import verb
+
+main = verb("run")
 
 
 @pytest.fixture(scope="module")

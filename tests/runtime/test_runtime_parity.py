@@ -20,11 +20,13 @@ from edgercnn.export.deploy import DeployOptions, DeployRCNN
 from edgercnn.export.onnx_export import export_onnx
 from edgercnn.export.parity import run_eager
 from edgercnn.export.refmodels.architectures import SYNTH_CLASS_NAMES, build_from_card, build_model, load_card
-from edgercnn.runtime.commands.run import main as run_main
 from edgercnn.runtime.detector import Detector
 from edgercnn.runtime.matching import ParityTally, match_detections
 
+from tests.cli import verb
 from tests.paths import REPO_ROOT
+
+run_main = verb("run")
 
 REPO = REPO_ROOT
 SOURCE_HW = (288, 384)

@@ -110,8 +110,8 @@ def slow(self, images, **kw):
     time.sleep(0.05)  # a slow model, so that the signal lands mid-run
     return original(self, images, **kw)
 d.Detector.detect = slow
-from edgercnn.runtime.commands.run import main
-sys.exit(main(sys.argv[1:]))
+from edgercnn.cli import main
+sys.exit(main(["run", *sys.argv[1:]]))
 """
 
 

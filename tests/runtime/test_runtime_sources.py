@@ -11,7 +11,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from edgercnn.runtime.sources import Frame, LiveSource, SourceProblem, VideoFileSource, open_sources, to_bgr8
+from edgercnn.runtime.sources import (
+    Frame,
+    ImageConversionError,
+    LiveSource,
+    SourceProblem,
+    VideoFileSource,
+    open_sources,
+    to_bgr8,
+)
 
 
 def _collect(specs: list[str]) -> tuple[list[Frame], list[SourceProblem]]:
@@ -114,9 +122,9 @@ def test_grey_alpha_and_16_bit_images_are_converted_with_a_note(tmp_path):
 
 
 def test_to_bgr8_refuses_what_it_cannot_convert():
-    with pytest.raises(ValueError, match="pixel type"):
+    with pytest.raises(ImageConversionError, match="pixel type"):
         to_bgr8(np.zeros((4, 4, 3), np.int32))
-    with pytest.raises(ValueError, match="shape"):
+    with pytest.raises(ImageConversionError, match="shape"):
         to_bgr8(np.zeros((4, 4, 5), np.uint8))
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+from edgercnn.runtime.errors import EdgercnnError
 from tqdm import tqdm
 
 from .coco import build_coco_dict, scene_annotations
@@ -24,8 +25,10 @@ SPLITS = {"train": 0, "val": 1, "calib": 2}
 JPEG_QUALITY = 95
 
 
-class SynthDataError(ValueError):
+class SynthDataError(EdgercnnError):
     """Bad arguments for the generator (unknown split, bad size)."""
+
+    exit_code = 1
 
 
 def scene_rng(seed: int, split: str, index: int) -> np.random.Generator:

@@ -14,6 +14,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+from edgercnn.runtime.errors import EdgercnnError
 
 from .background import make_background
 from .coco import build_coco_dict, scene_annotations
@@ -31,8 +32,10 @@ from .scene import (
 )
 
 
-class VideoWriteError(RuntimeError):
+class VideoWriteError(EdgercnnError):
     """OpenCV could not open a writer for the requested file."""
+
+    exit_code = 1
 
 
 def _walkers(

@@ -1,7 +1,7 @@
 """ONNX -> TensorRT engine + sidecar, on the device that will run it.
 
 ``build_engine`` detects TensorRT and the GPU, decides the strategy with the pure functions of
-``export/engine_plan.py`` (TensorRT 10: weak typing with FP16/INT8 flags and a calibrator or
+``runtime/backends/tensorrt/plan.py`` (TensorRT 10: weak typing with FP16/INT8 flags and a calibrator or
 Q/DQ scales; TensorRT 11+: strongly typed from the FP16 / Q/DQ ONNX), tells the user what it
 chose, and carries it out: plugin library, ONNX parser (errors name the failing nodes),
 optimization profile, builder optimization level, workspace limit, DLA with GPU fallback,
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..._version import __version__
 from ...config import CONFIG_KEY, read_onnx_metadata
-from ...errors import BackendError, ModelFormatError
+from ...errors import BackendError
 from .cuda import query_cuda_device
 from .plan import (
     BuildStrategy,
@@ -99,10 +99,7 @@ def read_model_config(onnx_path: Path) -> dict[str, Any]:
     """The ``edgercnn.config`` dict of an ONNX file (the engine's sidecar carries it on)."""
     if not onnx_path.is_file():
         raise EngineBuildError(f"{onnx_path}: ONNX file not found")
-    try:
-        props = read_onnx_metadata(onnx_path)
-    except ModelFormatError as exc:
-        raise EngineBuildError(str(exc)) from None
+    props = read_onnx_metadata(onnx_path)
     if CONFIG_KEY not in props:
         raise EngineBuildError(
             f"{onnx_path}: has no '{CONFIG_KEY}' metadata; engines are built from ONNX files written by "
@@ -238,10 +235,7 @@ def _build_with_tensorrt(
     from .progress import PhaseBars, make_progress_monitor
 
     logger = trt.Logger(trt.Logger.WARNING)
-    try:
-        load_plugin_library(logger, options.plugin_lib)
-    except BackendError as exc:
-        raise EngineBuildError(str(exc)) from None
+    load_plugin_library(logger, options.plugin_lib)
     builder = trt.Builder(logger)
     flags = 0
     if strategy.typing == "strongly-typed" and hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED"):

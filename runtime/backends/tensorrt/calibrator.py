@@ -32,12 +32,9 @@ class CalibrationFeed:
     """Calibration images as whole input batches, in the runtime's preprocessing."""
 
     def __init__(self, calib_dir: Path, config: ModelConfig, batch_size: int) -> None:
-        from ...calibration import CalibrationError, list_calibration_images
+        from ...calibration import list_calibration_images
 
-        try:
-            paths = list_calibration_images(calib_dir)
-        except CalibrationError as exc:
-            raise EngineBuildError(str(exc)) from None
+        paths = list_calibration_images(calib_dir)
         self.config = config
         self.batch_size = batch_size
         self.batches, self.left_out = calibration_batches(paths, batch_size)

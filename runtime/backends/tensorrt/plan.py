@@ -4,7 +4,7 @@ TensorRT cannot run on the build host, so what *can* be wrong here is kept out o
 calls: which strategy a TensorRT version needs for a precision and an ONNX file, the
 optimization-profile shapes, DLA settings, how calibration images are batched, the calibration
 and timing cache files, the parser's error report, and the exact command that finishes the
-engine on the target. ``export/engine.py`` only carries these decisions out.
+engine on the target. ``builder.py`` only carries these decisions out.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
+from ...errors import EdgercnnError
+
 PRECISIONS = ("fp32", "fp16", "int8")
 ONNX_PRECISIONS = ("fp32", "fp16", "int8-qdq")
 DEFAULT_DYNAMIC_BATCH = (1, 1, 4)
@@ -23,7 +25,7 @@ _CACHE_HEADER = re.compile(rb"^TRT-(?P<version>\d+)-(?P<algorithm>[A-Za-z0-9]+)\
 CALIBRATORS = {"EntropyCalibration2": "entropy2", "MinMaxCalibration": "minmax"}
 
 
-class EngineBuildError(Exception):
+class EngineBuildError(EdgercnnError):
     """A user-facing problem with an engine build (the CLI prints it and exits non-zero)."""
 
 
@@ -226,7 +228,7 @@ def choose_strategy(
 def _onnx_hint(precision: str) -> str:
     return {
         "fp32": "FP32 ONNX (model.onnx / model.trt.onnx)",
-        "fp16": "FP16 ONNX written by export/fp16.py (model.fp16.onnx)",
+        "fp16": "FP16 ONNX written by export/quantize/fp16.py (model.fp16.onnx)",
         "int8": "Q/DQ ONNX written by 'edgercnn quantize' (model.int8.trt.onnx)",
     }[precision]
 

@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ...contract import BATCHED_NMS, PLUGIN_NAMESPACE, PLUGIN_VERSION
 from ...errors import BackendError
 from .sidecar import Sidecar
 
@@ -20,8 +21,7 @@ if TYPE_CHECKING:
     import tensorrt as trt
 
 PLUGIN_ENV = "EDGERCNN_PLUGIN_LIB"
-PLUGIN_NAMESPACE = "edgercnn"
-PLUGIN_PROBE = ("EdgeRCNN_BatchedNMS", "1")  # a creator the library must register
+PLUGIN_PROBE = (BATCHED_NMS.name, PLUGIN_VERSION)  # a creator the library must register
 
 
 def resolve_plugin_library(explicit: str | Path | None, sidecar: Sidecar, engine_path: Path) -> Path | None:

@@ -11,8 +11,10 @@ from edgercnn.runtime.calibration import iter_calibration_batches
 from edgercnn.runtime.config import ModelConfig
 from edgercnn.runtime.evaluate import evaluate_model
 
-from edgercnn.cli.quantize import main
 from tests.builders.onnx_detector import tiny_detector, write_images
+from tests.cli import verb
+
+main = verb("quantize")
 
 
 @pytest.fixture(scope="module")

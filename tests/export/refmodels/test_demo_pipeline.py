@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 
-from edgercnn.export.refmodels import demo
-
+from tests.cli import verb
 from tests.paths import REPO_ROOT
+
+demo_main = verb("demo")
 
 
 def test_demo_exports_compares_and_runs_the_sample_video(tmp_path, capsys) -> None:
-    status = demo.main(["--out", str(tmp_path), "--val-images", "3", "--max-frames", "6", "--skip-int8"])
+    status = demo_main(["--out", str(tmp_path), "--val-images", "3", "--max-frames", "6", "--skip-int8"])
     printed = capsys.readouterr().out
     assert status == 0, printed
     assert (tmp_path / "onnx" / "model.onnx").is_file() and (tmp_path / "onnx" / "model.trt.onnx").is_file()
@@ -27,6 +28,6 @@ def test_demo_exports_compares_and_runs_the_sample_video(tmp_path, capsys) -> No
 
 
 def test_demo_names_a_missing_input(tmp_path, capsys) -> None:
-    status = demo.main(["--out", str(tmp_path), "--video", str(REPO_ROOT / "samples" / "nope.mp4")])
+    status = demo_main(["--out", str(tmp_path), "--video", str(REPO_ROOT / "samples" / "nope.mp4")])
     assert status == 2
     assert "nope.mp4: sample video not found" in capsys.readouterr().err

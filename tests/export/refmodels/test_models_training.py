@@ -7,7 +7,10 @@ import json
 import torch
 from edgercnn.export.refmodels.architectures import build_from_card, load_card, sha256_of
 from edgercnn.export.refmodels.synthdata.dataset import generate_dataset
-from edgercnn.export.refmodels.training import main as train_main
+
+from tests.cli import verb
+
+train_main = verb("train")
 
 
 def test_training_writes_loadable_weights_and_a_complete_card(tmp_path):

@@ -9,13 +9,15 @@ import cv2
 import numpy as np
 import pytest
 from edgercnn.export.coco_eval import _coco_from_dict
-from edgercnn.export.refmodels.synthdata.cli import main as synth_main
 from edgercnn.export.refmodels.synthdata.coco import KEYPOINT_NAMES
 from edgercnn.export.refmodels.synthdata.dataset import build_split, generate_dataset, render_split_image
 from edgercnn.export.refmodels.synthdata.video import render_video_frames, write_video
 from pycocotools import mask as mask_utils
 
+from tests.cli import verb
 from tests.paths import REPO_ROOT
+
+synth_main = verb("synth")
 
 REPO = REPO_ROOT
 W, H = 384, 288

@@ -17,12 +17,15 @@ from edgercnn.runtime.backends.tensorrt.calibrator import CacheFile, Calibration
 from edgercnn.runtime.backends.tensorrt.plan import EngineBuildError, EngineOptions, TensorRTVersion
 from edgercnn.runtime.backends.tensorrt.progress import PhaseBars
 from edgercnn.runtime.backends.tensorrt.sidecar import GpuInfo
-from edgercnn.runtime.commands.build import main
+from edgercnn.runtime.calibration import CalibrationError
 from edgercnn.runtime.config import ModelConfig
 from edgercnn.runtime.preprocess import prepare_batch
 
 from tests.builders.engine_inputs import model_config, write_onnx
+from tests.cli import verb
 from tests.paths import REPO_ROOT
+
+main = verb("build")
 
 
 @pytest.fixture
@@ -118,7 +121,7 @@ def test_cli_bad_input_is_one_clear_line(
     (tmp_path / "bad.cache").write_text("not a cache\n")
     assert main([str(onnx), *args]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("edgercnn build: ") and expected in err
+    assert err.startswith("edgercnn build: error: ") and expected in err
     assert "Traceback" not in err
 
 
@@ -152,7 +155,7 @@ def test_calibration_feed_uses_the_runtime_preprocessing_byte_for_byte(calib_dir
 
 def test_calibration_feed_refuses_an_empty_folder(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
-    with pytest.raises(EngineBuildError, match="no calibration image"):
+    with pytest.raises(CalibrationError, match="no calibration image"):
         CalibrationFeed(tmp_path / "empty", ModelConfig.from_dict(model_config()), 1)
 
 

@@ -26,7 +26,9 @@ from edgercnn.runtime.backends.tensorrt.plan import (
     read_calibration_cache,
     read_timing_cache,
 )
-from edgercnn.runtime.commands.build import build_parser, options_from_args
+from edgercnn.runtime.commands import build as build_verb
+from edgercnn.runtime.commands import build_parser
+from edgercnn.runtime.commands.build import options_from_args
 
 TRT10 = TensorRTVersion(10, 3, 0, 30)
 TRT11 = TensorRTVersion(11, 0, 0, 0)
@@ -244,13 +246,15 @@ def test_build_command_parses_back_to_the_same_options(tmp_path: Path) -> None:
     command = build_command(Path("m.trt.onnx"), Path("m.engine"), options)
     argv = shlex.split(command)
     assert argv[:2] == ["edgercnn", "build"]
-    args = build_parser().parse_args(argv[2:])
+    args = build_parser("edgercnn build", build_verb).parse_args(argv[2:])
     assert args.onnx == Path("m.trt.onnx") and args.engine == Path("m.engine")
     assert options_from_args(args) == options
     plain = EngineOptions()
     assert (
         options_from_args(
-            build_parser().parse_args(shlex.split(build_command(Path("a.onnx"), Path("a.engine"), plain))[2:])
+            build_parser("edgercnn build", build_verb).parse_args(
+                shlex.split(build_command(Path("a.onnx"), Path("a.engine"), plain))[2:]
+            )
         )
         == plain
     )

@@ -1,4 +1,4 @@
-"""``edgercnn export``: a checkpoint becomes ONNX files (and, where wired in, engines).
+"""A checkpoint becomes ONNX files (and, where wired in, INT8/FP16 variants and TensorRT engines).
 
     edgercnn export --checkpoint model.pth --arch fasterrcnn_resnet50_fpn --source-size 1920x1080
     edgercnn export --card models/ref_maskrcnn.json --batch dynamic --input-dtype uint8 --out out/
@@ -12,64 +12,17 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgercnn.cli.args import add_model_options, parse_batch, parse_size
 from edgercnn.export.deploy.errors import ExportError
+from edgercnn.export.model_source import resolve_source
 
 DEFAULT_OUT = "export_out"
 
 
-@dataclass
-class ModelSource:
-    """Where the model comes from: architecture, classes, constructor options, weights."""
-
-    architecture: str
-    num_classes: int | None
-    class_names: list[str] | None
-    keypoint_names: list[str]
-    constructor_kwargs: dict[str, Any]
-    checkpoint: Path | None
-    source_size: tuple[int, int] | None  # (height, width) from a card, if it gives one
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """``WxH`` -> ``(height, width)``."""
-    try:
-        width, height = (int(v) for v in text.lower().replace(" ", "").split("x"))
-    except ValueError:
-        raise ExportError(
-            f"--source-size must look like WIDTHxHEIGHT (e.g. 1920x1080), got {text!r}"
-        ) from None
-    return height, width
-
-
-def parse_batch(text: str) -> int | str:
-    if text == "dynamic":
-        return "dynamic"
-    if text.isdigit() and int(text) >= 1:
-        return int(text)
-    raise ExportError(f"--batch must be a positive integer or 'dynamic', got {text!r}")
-
-
-def add_model_options(p: argparse.ArgumentParser) -> None:
-    """--checkpoint/--arch/--card/--num-classes/--class-names/--random-weights (shared with parity)."""
-    src = p.add_argument_group("model")
-    src.add_argument("--checkpoint", type=Path, help="state_dict (.pth); default: the card's weights")
-    src.add_argument("--arch", help="architecture name (see export/architectures.py)")
-    src.add_argument(
-        "--card", type=Path, help="model card JSON (models/*.json): architecture, classes, weights"
-    )
-    src.add_argument("--num-classes", type=int, help="classes including background (default: architecture's)")
-    src.add_argument(
-        "--class-names", help="comma-separated names, background first (default: card or generic)"
-    )
-    src.add_argument("--random-weights", action="store_true", help="no checkpoint: random weights (testing)")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="edgercnn export", description=__doc__.split("\n\n")[0])
+def add_arguments(p: argparse.ArgumentParser) -> None:
     add_model_options(p)
     g = p.add_argument_group("graph")
     g.add_argument("--source-size", help="camera/frame size WIDTHxHEIGHT the graph is exported for")
@@ -82,60 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--out", type=Path, default=Path(DEFAULT_OUT), help=f"output directory (default {DEFAULT_OUT})"
     )
-    # Engines and INT8 come from export/engine.py and export/quantize.py; see build_extras().
+    # Engines: runtime/backends/tensorrt/builder.py; INT8/FP16: export/quantize/. See build_extras().
     e = p.add_argument_group("engines and precision")
     e.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32")
     e.add_argument("--engine", action="store_true", help="also build TensorRT engines (needs TensorRT)")
     e.add_argument("--calib", type=Path, help="calibration images for --precision int8")
     e.add_argument("--plugin-lib", type=Path, help="libedgercnn_plugins.so for TensorRT-flavour engines")
-    return p
-
-
-def resolve_source(args: argparse.Namespace) -> ModelSource:
-    """Combine --card, --arch, --checkpoint and class options; explicit options win over the card."""
-    from edgercnn.export.refmodels import architectures
-
-    if args.card is None and args.arch is None:
-        raise ExportError("give --arch NAME or --card models/NAME.json")
-    card: dict[str, Any] = {}
-    if args.card is not None:
-        try:
-            card = architectures.load_card(args.card)
-        except architectures.ModelCardError as exc:
-            raise ExportError(str(exc)) from None
-    arch = args.arch or card["architecture"]
-    try:
-        spec = architectures.get_spec(arch)
-    except architectures.UnknownArchitectureError as exc:
-        raise ExportError(str(exc)) from None
-    class_names = [c.strip() for c in args.class_names.split(",")] if args.class_names else None
-    if class_names is None:
-        class_names = card.get("class_names") or spec.class_names
-    num_classes = args.num_classes or card.get("num_classes")
-    if num_classes is None and args.class_names:
-        num_classes = len(class_names or [])
-    if class_names is not None and num_classes is not None and len(class_names) != num_classes:
-        raise ExportError(
-            f"{len(class_names)} class names for {num_classes} classes; the list starts with the background"
-        )
-    checkpoint = args.checkpoint
-    if checkpoint is None and card and not args.random_weights:
-        checkpoint = Path(card["weights_path"])
-    if checkpoint is None and not args.random_weights:
-        raise ExportError("give --checkpoint FILE (or --random-weights to export an untrained model)")
-    size = None
-    card_input = card.get("input") or {}
-    if "height" in card_input and "width" in card_input:
-        size = (int(card_input["height"]), int(card_input["width"]))
-    return ModelSource(
-        architecture=arch,
-        num_classes=num_classes,
-        class_names=class_names,
-        keypoint_names=list(card.get("keypoint_names") or spec.keypoint_names),
-        constructor_kwargs=dict(card.get("constructor_kwargs") or {}),
-        checkpoint=None if args.random_weights else checkpoint,
-        source_size=size,
-    )
 
 
 class Steps:
@@ -199,31 +104,25 @@ def reduced_precision(args: argparse.Namespace, results: list[Any]) -> list[Any]
     """
     extras: list[Any] = []
     if args.precision == "fp16":
-        from edgercnn.export.quantize.fp16 import Fp16Error, convert_to_fp16
+        from edgercnn.export.quantize.fp16 import convert_to_fp16
 
         for r in results:
             started = time.perf_counter()
             out = r.path.with_name(r.path.name.removesuffix(".onnx") + ".fp16.onnx")
-            try:
-                convert_to_fp16(r.path, out)
-            except Fp16Error as exc:
-                raise ExportError(str(exc)) from None
+            convert_to_fp16(r.path, out)
             extras.append(_artefact(out, f"{r.flavour}-fp16", time.perf_counter() - started, []))
     elif args.precision == "int8":
         if args.calib is None:
             raise ExportError(
                 "--precision int8 needs --calib DIR (e.g. calib_data/synth, or 'edgercnn calibrate')"
             )
-        from edgercnn.export.quantize.pipeline import QuantizeError, QuantizeOptions, quantize_model
+        from edgercnn.export.quantize.pipeline import QuantizeOptions, quantize_model
 
         portable = [r for r in results if r.flavour == "portable"]
         if not portable:
             raise ExportError("--precision int8 quantizes the portable ONNX: add 'portable' to --flavour")
         started = time.perf_counter()
-        try:
-            report = quantize_model(portable[0].path, args.calib, portable[0].path.parent, QuantizeOptions())
-        except QuantizeError as exc:
-            raise ExportError(str(exc)) from None
+        report = quantize_model(portable[0].path, args.calib, portable[0].path.parent, QuantizeOptions())
         print(report.to_markdown(), file=sys.stderr)
         seconds = time.perf_counter() - started
         for name, variant in report.variants.items():
@@ -260,7 +159,7 @@ def build_extras(args: argparse.Namespace, results: list[Any]) -> list[Any]:
     return extras
 
 
-def run(args: argparse.Namespace) -> list[Any]:
+def export_files(args: argparse.Namespace) -> list[Any]:
     flavours = [f.strip() for f in args.flavour.split(",") if f.strip()]
     from edgercnn.export.onnx_export import FILE_NAMES, FLAVOURS
 
@@ -327,16 +226,6 @@ def run(args: argparse.Namespace) -> list[Any]:
     return results
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        results = run(args)
-    except ExportError as exc:
-        print(f"edgercnn export: error: {exc}", file=sys.stderr)
-        return 2
-    print(summary_table(results))
+def run(args: argparse.Namespace) -> int:
+    print(summary_table(export_files(args)))
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,13 +1,17 @@
-"""``edgercnn synth``: write the synthetic surveillance set (train/val/calib) as COCO json + JPEGs."""
+"""Write the synthetic surveillance set (train/val/calib) as COCO json + JPEGs, and a sample video."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 
-from .dataset import SynthDataError, generate_dataset, write_calibration_set
-from .video import VideoWriteError, write_video
+from edgercnn.export.refmodels.synthdata.dataset import (
+    SynthDataError,
+    generate_dataset,
+    write_calibration_set,
+)
+from edgercnn.export.refmodels.synthdata.video import write_video
+from edgercnn.runtime.errors import UsageError
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -21,8 +25,7 @@ def parse_size(text: str) -> tuple[int, int]:
     return w, h
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="edgercnn synth", description=__doc__)
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="output directory for the data set")
     p.add_argument("--video", help="also (or only) write a sample street video here (.mp4, mp4v)")
     p.add_argument("--calib-out", help="also write the calibration split as JPEGs + manifest.json here")
@@ -34,39 +37,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--size", type=parse_size, default=(384, 288), help="WIDTHxHEIGHT (default 384x288)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def run(args: argparse.Namespace) -> int:
     if min(args.train, args.val, args.calib) < 0:
-        print("edgercnn synth: image counts must be >= 0", file=sys.stderr)
-        return 2
+        raise UsageError("image counts must be >= 0")
     width, height = args.size
     if args.out is None and args.video is None and args.calib_out is None:
-        print("edgercnn synth: give --out DIR, --calib-out DIR and/or --video FILE.mp4", file=sys.stderr)
-        return 2
+        raise UsageError("give --out DIR, --calib-out DIR and/or --video FILE.mp4")
     if args.calib_out is not None:
         manifest = write_calibration_set(args.calib_out, args.seed, args.calib, width, height)
         print(f"wrote {args.calib} calibration images and {manifest}")
     if args.video is not None:
         try:
             gt = write_video(args.video, args.seed, args.video_seconds, args.video_fps, width, height)
-        except (VideoWriteError, OSError) as exc:
-            print(f"edgercnn synth: {exc}", file=sys.stderr)
-            return 1
+        except OSError as exc:
+            raise SynthDataError(f"{args.video}: cannot write the video ({exc})") from exc
         print(f"wrote {args.video} and its ground truth {gt}")
     if args.out is None:
         return 0
     counts = {"train": args.train, "val": args.val, "calib": args.calib}
     try:
         stats = generate_dataset(args.out, counts, args.seed, width, height, progress=not args.no_progress)
-    except (SynthDataError, OSError) as exc:
-        print(f"edgercnn synth: {exc}", file=sys.stderr)
-        return 1
+    except OSError as exc:
+        raise SynthDataError(f"{args.out}: cannot write the data set ({exc})") from exc
     print(json.dumps(stats, indent=2))
     return 0
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())
