@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import torch
+from doc_sections import write_section
 from edgercnn.export import metadata
 from edgercnn.export.deploy import DeployOptions, DeployRCNN
 from edgercnn.export.onnx_export import export_onnx
@@ -42,7 +43,6 @@ from edgercnn.export.refmodels import architectures
 REPO = Path(__file__).resolve().parents[1]
 
 SECTION = "bench_export_cpu"
-DOC = REPO / "docs" / "benchmarks.md"
 
 
 def measure(fn: Callable[[], object], runs: int, warmup: int = 1) -> tuple[float, float]:
@@ -86,7 +86,7 @@ def naive_export(model: torch.nn.Module, image: torch.Tensor, path: Path) -> Non
         )
 
 
-def run(args: argparse.Namespace) -> str:
+def run(args: argparse.Namespace) -> list[str]:
     torch.set_num_threads(1)
     model, weights = load_model(args)
     width, height = (int(v) for v in args.size.split("x")) if args.size else (None, None)
@@ -140,9 +140,6 @@ def run(args: argparse.Namespace) -> str:
     eager_cpu, naive_cpu, ours_cpu = results["eager"][0], results["naive"][0], results["portable"][0]
     load = " ".join(f"{v:.1f}" for v in os.getloadavg())
     lines = [
-        f"<!-- {SECTION}:start -->",
-        "## Export: portable ONNX vs torchvision eager vs naive ONNX (CPU)",
-        "",
         f"`python benchmarks/bench_export_cpu.py --arch {args.arch} --size {width}x{height} "
         f"--runs {args.runs}`; {platform.machine()}, 1 thread each (torch and onnxruntime), "
         f"median of {args.runs} runs after a warm-up, "
@@ -160,20 +157,8 @@ def run(args: argparse.Namespace) -> str:
         "",
         f"Ratios (thread CPU): portable vs eager **{eager_cpu / ours_cpu:.2f}x** (goal >= 2.0x), "
         f"portable vs naive ONNX **{naive_cpu / ours_cpu:.2f}x** (goal >= 1.3x).",
-        f"<!-- {SECTION}:end -->",
     ]
-    return "\n".join(lines)
-
-
-def write_section(text: str) -> None:
-    """Replace (or append) this benchmark's section of docs/benchmarks.md."""
-    doc = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    start, end = f"<!-- {SECTION}:start -->", f"<!-- {SECTION}:end -->"
-    if start in doc and end in doc:
-        doc = doc[: doc.index(start)] + text + doc[doc.index(end) + len(end) :]
-    else:
-        doc = doc.rstrip("\n") + "\n\n" + text + "\n"
-    DOC.write_text(doc)
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -184,10 +169,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--random-weights", action="store_true")
     p.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
     args = p.parse_args(argv)
-    text = run(args)
-    print(text)
+    lines = run(args)
+    print("\n".join(lines))
     if not args.no_write:
-        write_section(text)
+        write_section(
+            f"<!-- {SECTION}:start -->",
+            f"<!-- {SECTION}:end -->",
+            "Export: portable ONNX vs torchvision eager vs naive ONNX (CPU)",
+            lines,
+        )
     return 0
 
 

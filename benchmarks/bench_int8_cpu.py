@@ -20,6 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from doc_sections import write_section
 from edgercnn.export.quantize.fp16 import convert_to_fp16, detection_parity
 from edgercnn.export.quantize.pipeline import QuantizeOptions, QuantizeReport, quantize_model
 from edgercnn.runtime.calibration import iter_calibration_batches
@@ -69,19 +70,6 @@ def model_rows(name: str, report: QuantizeReport, fp16: dict) -> list[str]:
         f"max box err {fp16['max_box_error_px']:.2f} px, max score err {fp16['max_score_error']:.4f} | - |"
     )
     return rows
-
-
-def write_section(lines: list[str]) -> Path:
-    path = REPO / "docs" / "benchmarks.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    section = "\n".join([MARK_START, "## INT8 and FP16 in onnxruntime on the CPU", "", *lines, MARK_END])
-    if MARK_START in text and MARK_END in text:
-        before, rest = text.split(MARK_START, 1)
-        text = before + section + rest.split(MARK_END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text)
-    return path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -151,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     ]
     print("\n".join(lines))
     if not args.no_write:
-        print(f"wrote {write_section(lines)}")
+        doc = write_section(MARK_START, MARK_END, "INT8 and FP16 in onnxruntime on the CPU", lines)
+        print(f"wrote {doc}")
     return 0
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from doc_sections import write_section
 from torchvision.ops import MultiScaleRoIAlign, batched_nms
 
 REPO = Path(__file__).resolve().parents[1]
@@ -177,21 +178,6 @@ def run(device: str, repeats: int, channels: int, rois: int, boxes: int) -> list
     ]
 
 
-def write_section(device: str, lines: list[str]) -> Path:
-    start, end = f"<!-- bench_plugins_gpu:{device} start -->", f"<!-- bench_plugins_gpu:{device} end -->"
-    path = REPO / "docs" / "benchmarks.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    title = "Plugin kernels on the GPU" if device == "cuda" else "Plugin kernels on the CPU"
-    section = "\n".join([start, f"## {title}", "", *lines, end])
-    if start in text and end in text:
-        before, rest = text.split(start, 1)
-        text = before + section + rest.split(end, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text)
-    return path
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -213,7 +199,13 @@ def main(argv: list[str] | None = None) -> int:
     lines = run(args.device, args.repeats, args.channels, args.rois, args.boxes)
     print("\n".join(lines))
     if not args.no_write:
-        print(f"\nwrote {write_section(args.device, lines)}", file=sys.stderr)
+        doc = write_section(
+            f"<!-- bench_plugins_gpu:{args.device} start -->",
+            f"<!-- bench_plugins_gpu:{args.device} end -->",
+            "Plugin kernels on the GPU" if args.device == "cuda" else "Plugin kernels on the CPU",
+            lines,
+        )
+        print(f"\nwrote {doc}", file=sys.stderr)
     return 0
 
 

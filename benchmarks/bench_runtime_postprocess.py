@@ -27,6 +27,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from doc_sections import write_section
 from edgercnn.runtime.config import ModelConfig
 from edgercnn.runtime.postprocess import paste_masks, postprocess
 from edgercnn.runtime.preprocess import ImageTransform, prepare_batch
@@ -221,20 +222,6 @@ def export_reference_model(folder: Path) -> tuple[Path, str]:
     return path, f"ref_maskrcnn exported for 1280x720 by this script, {what}"
 
 
-def write_section(lines: list[str]) -> Path:
-    path = REPO / "docs" / "benchmarks.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    section = "\n".join([MARK_START, "## Runtime pre/post-processing", "", *lines, MARK_END])
-    if MARK_START in text and MARK_END in text:
-        before, rest = text.split(MARK_START, 1)
-        after = rest.split(MARK_END, 1)[1]
-        text = before + section + after
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text)
-    return path
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=None, help="a Mask R-CNN ONNX exported for 1280x720")
@@ -265,7 +252,8 @@ def main() -> int:
         lines += ["", f"Model: {model_note}."]
     print("\n".join(lines))
     if not args.no_write:
-        print(f"\nwrote {write_section(lines)}", file=sys.stderr)
+        doc = write_section(MARK_START, MARK_END, "Runtime pre/post-processing", lines)
+        print(f"\nwrote {doc}", file=sys.stderr)
     return 0
 
 

@@ -7,14 +7,9 @@ from typing import Any
 
 import numpy as np
 
+from .rle import MaskCrop, encode_crops
 
-@dataclass(frozen=True)
-class MaskCrop:
-    """A pasted mask stored only where it can be non-zero: ``mask`` (h, w) bool at (top, left)."""
-
-    top: int
-    left: int
-    mask: np.ndarray
+__all__ = ["Detections", "MaskCrop"]
 
 
 @dataclass
@@ -62,8 +57,6 @@ class Detections:
         """COCO compressed RLE per mask, as ``pycocotools.mask.encode`` gives (counts as str)."""
         if self.mask_crops is None:
             return None
-        from .rle import encode_crops
-
         return encode_crops(self.mask_crops, self.image_size)
 
     def select(self, keep: np.ndarray) -> Detections:

@@ -1,4 +1,4 @@
-"""COCO run-length encoding of pasted masks, straight from the per-box crops.
+"""Pasted masks as per-box crops, and their COCO run-length encoding straight from the crops.
 
 COCO RLE runs over the image in column-major order, alternating zeros and ones, starting with
 zeros. A crop only holds the box's pixels, so the runs are found from each crop column's edges
@@ -9,12 +9,19 @@ from the fourth on, in 5-bit groups with a continuation bit, offset by 48 into A
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from .detections import MaskCrop
+
+@dataclass(frozen=True)
+class MaskCrop:
+    """A pasted mask stored only where it can be non-zero: ``mask`` (h, w) bool at (top, left)."""
+
+    top: int
+    left: int
+    mask: np.ndarray
 
 
 def crop_runs(crop: MaskCrop, image_height: int) -> tuple[np.ndarray, np.ndarray]:

@@ -71,43 +71,18 @@ def test_tensorrt_code_typechecks_against_tensorrt_stubs(tmp_path: Path) -> None
     present = [f for f in CHECKED if (REPO / f).exists()]
     assert present == CHECKED, f"moved without updating this test: {sorted(set(CHECKED) - set(present))}"
     env = dict(os.environ, MYPYPATH=str(stubs))
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mypy",
-            "--config-file",
-            str(config),
-            "--cache-dir",
-            str(tmp_path / "cache"),
-            *present,
-        ],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+
+    def mypy(*paths: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "mypy", "--config-file", str(config)]
+        command += ["--cache-dir", str(tmp_path / "cache"), *paths]
+        return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+
+    result = mypy(*present)
     assert result.returncode == 0, result.stdout + result.stderr
     # the stubs were really used: a deliberate misuse of the TensorRT API must be caught
     probe = tmp_path / "probe.py"
     probe.write_text(
         "import tensorrt as trt\n\ndef f(e: trt.ICudaEngine) -> None:\n    e.get_tensor_nam(0)\n"
     )
-    bad = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mypy",
-            "--config-file",
-            str(config),
-            "--cache-dir",
-            str(tmp_path / "cache"),
-            str(probe),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    bad = mypy(str(probe))
     assert bad.returncode != 0 and "get_tensor_nam" in bad.stdout, bad.stdout

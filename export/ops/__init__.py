@@ -10,26 +10,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Literal
 
 import torch
-from edgercnn.export.deploy.errors import ExportError
-from edgercnn.export.ops.reference import (
-    MODE_AVG,
-    MODE_MAX,
-    batched_nms_reference,
-    multi_level_roi_align_reference,
-)
+from edgercnn.export.ops.arguments import Flavour, OpArgumentError
+from edgercnn.export.ops.reference import batched_nms_reference, multi_level_roi_align_reference
+from edgercnn.runtime.contract import BATCHED_NMS, MAX_LEVELS, ROI_ALIGN, ROI_ALIGN_MODES
 
 __all__ = ["OpArgumentError", "batched_nms", "multi_level_roi_align", "translation_table"]
-
-MAX_LEVELS = 5
-_MODES = {"avg": MODE_AVG, "max": MODE_MAX}
-
-
-class OpArgumentError(ExportError):
-    """Arguments the op contract (plugins/README.md) does not allow; raised at graph-build time,
-    before tracing, so the message names the argument instead of a deep export traceback."""
 
 
 def _check_roi_align_args(rois, features, output_size, spatial_scales, mode) -> None:
@@ -38,7 +25,7 @@ def _check_roi_align_args(rois, features, output_size, spatial_scales, mode) -> 
             f"multi_level_roi_align needs 1..{MAX_LEVELS} feature maps and one scale each, "
             f"got {len(features)} maps and {len(spatial_scales)} scales"
         )
-    if mode not in _MODES:
+    if mode not in ROI_ALIGN_MODES:
         raise OpArgumentError(f"multi_level_roi_align mode must be 'avg' or 'max', got {mode!r}")
     if rois.dim() != 3 or rois.shape[-1] != 4:
         raise OpArgumentError(f"multi_level_roi_align rois must be [N, R, 4], got {list(rois.shape)}")
@@ -54,7 +41,7 @@ def _check_roi_align_args(rois, features, output_size, spatial_scales, mode) -> 
             )
 
 
-@torch.library.custom_op("edgercnn::multi_level_roi_align", mutates_args=())
+@torch.library.custom_op(ROI_ALIGN.torch_op, mutates_args=())
 def _multi_level_roi_align_op(
     rois: torch.Tensor,
     features: list[torch.Tensor],
@@ -101,7 +88,7 @@ def _(
     return features[0].new_empty((n, r, features[0].shape[1], output_height, output_width))
 
 
-@torch.library.custom_op("edgercnn::batched_nms", mutates_args=())
+@torch.library.custom_op(BATCHED_NMS.torch_op, mutates_args=())
 def _batched_nms_op(
     boxes: torch.Tensor,
     scores: torch.Tensor,
@@ -148,7 +135,7 @@ def multi_level_roi_align(
         [float(s) for s in spatial_scales],
         int(sampling_ratio),
         bool(aligned),
-        _MODES[mode],
+        ROI_ALIGN_MODES[mode],
         int(canonical_scale),
         int(canonical_level),
         float(eps),
@@ -194,7 +181,7 @@ def batched_nms(
     )
 
 
-def translation_table(flavour: Literal["portable", "tensorrt"]) -> dict:
+def translation_table(flavour: Flavour) -> dict:
     """ONNX translations of both ops for ``torch.onnx.export(dynamo=True, custom_translation_table=...)``."""
     from edgercnn.export.ops.onnx_translation import build_translation_table
 

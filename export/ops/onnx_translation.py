@@ -23,19 +23,21 @@ import onnx
 import onnx.defs
 import onnxscript
 import torch
+from edgercnn.export.ops.arguments import Flavour, OpArgumentError
+from edgercnn.runtime.contract import (
+    BATCHED_NMS,
+    PLUGIN_DOMAIN,
+    PLUGIN_NODE_ATTRIBUTES,
+    PLUGIN_OPSET,
+    ROI_ALIGN,
+    AttrType,
+    PluginOp,
+)
 from onnxscript import FLOAT, INT64, ir
 
 # The exporter traces these functions with graph values, not the eager tensors onnxscript's typed
 # opset stubs describe; the FLOAT / INT64 annotations below are what the exporter reads.
 op: Any = onnxscript.opset18
-
-PLUGIN_DOMAIN = "trt.plugins"
-PLUGIN_VERSION = "1"
-PLUGIN_NAMESPACE = "edgercnn"
-ROI_ALIGN_OP = "EdgeRCNN_MultiLevelRoIAlign"
-NMS_OP = "EdgeRCNN_BatchedNMS"
-
-Flavour = Literal["portable", "tensorrt"]
 
 # Per-level pooling strategy of the portable RoIAlign: "gather" pools each RoI once, from its
 # level only (NonZero/Gather/ScatterND); "select" pools every RoI on every level and keeps the
@@ -258,52 +260,36 @@ def _register_plugin_schemas() -> None:
     kind = onnx.defs.OpSchema.AttrType
     param = onnx.defs.OpSchema.FormalParameter
     variadic = onnx.defs.OpSchema.FormalParameterOption.Variadic
-    plugin_attrs = [attr("plugin_version", kind.STRING, ""), attr("plugin_namespace", kind.STRING, "")]
+    onnx_kind = {AttrType.INT: kind.INT, AttrType.FLOAT: kind.FLOAT, AttrType.FLOATS: kind.FLOATS}
+
+    def attributes(op: PluginOp) -> list:
+        """The contract's attributes of ``op``, plus the string ones naming the plugin creator."""
+        fixed = [attr(name, kind.STRING, "") for name in PLUGIN_NODE_ATTRIBUTES]
+        return fixed + [attr(a.name, onnx_kind[a.type], "") for a in op.attributes]
+
     floats = ["tensor(float)", "tensor(float16)"]
     schemas = [
         onnx.defs.OpSchema(
-            ROI_ALIGN_OP,
+            ROI_ALIGN.name,
             PLUGIN_DOMAIN,
-            1,
+            PLUGIN_OPSET,
             "Fused multi-level RoIAlign (plugins/README.md section 1).",
             # rois then the L feature maps, as one variadic input: torch's exporter hands every positional
             # argument to a variadic parameter, so a single input before it would be passed twice.
             inputs=[param("rois_and_features", "T", param_option=variadic, min_arity=2)],
             outputs=[param("pooled", "T")],
             type_constraints=[("T", floats, "")],
-            attributes=[
-                *plugin_attrs,
-                *(
-                    attr(name, kind.INT, "")
-                    for name in (
-                        "output_height",
-                        "output_width",
-                        "sampling_ratio",
-                        "aligned",
-                        "mode",
-                        "canonical_scale",
-                        "canonical_level",
-                    )
-                ),
-                attr("spatial_scales", kind.FLOATS, ""),
-                attr("eps", kind.FLOAT, ""),
-            ],
+            attributes=attributes(ROI_ALIGN),
         ),
         onnx.defs.OpSchema(
-            NMS_OP,
+            BATCHED_NMS.name,
             PLUGIN_DOMAIN,
-            1,
+            PLUGIN_OPSET,
             "Batched class-aware NMS, padded output (plugins/README.md section 2).",
             inputs=[param("boxes", "T"), param("scores", "T"), param("idxs", "I")],
             outputs=[param("keep", "tensor(int64)"), param("count", "tensor(int64)")],
             type_constraints=[("T", floats, ""), ("I", ["tensor(int64)", "tensor(int32)"], "")],
-            attributes=[
-                *plugin_attrs,
-                attr("iou_threshold", kind.FLOAT, ""),
-                attr("score_threshold", kind.FLOAT, ""),
-                attr("max_output", kind.INT, ""),
-                attr("pre_nms_top_n", kind.INT, ""),
-            ],
+            attributes=attributes(BATCHED_NMS),
         ),
     ]
     for schema in schemas:
@@ -311,7 +297,7 @@ def _register_plugin_schemas() -> None:
             onnx.defs.register_schema(schema)
 
 
-_TRT = onnxscript.values.Opset(PLUGIN_DOMAIN, 1)
+_TRT = onnxscript.values.Opset(PLUGIN_DOMAIN, PLUGIN_OPSET)
 
 
 def multi_level_roi_align_tensorrt(
@@ -328,7 +314,7 @@ def multi_level_roi_align_tensorrt(
     eps: float,
 ) -> FLOAT:
     """One ``EdgeRCNN_MultiLevelRoIAlign`` plugin node."""
-    return _TRT.EdgeRCNN_MultiLevelRoIAlign(
+    return getattr(_TRT, ROI_ALIGN.name)(
         rois,
         *features,
         output_height=int(output_height),
@@ -340,8 +326,7 @@ def multi_level_roi_align_tensorrt(
         canonical_scale=int(canonical_scale),
         canonical_level=int(canonical_level),
         eps=float(eps),
-        plugin_version=PLUGIN_VERSION,
-        plugin_namespace=PLUGIN_NAMESPACE,
+        **PLUGIN_NODE_ATTRIBUTES,
     )
 
 
@@ -355,7 +340,7 @@ def batched_nms_tensorrt(
     pre_nms_top_n: int,
 ) -> tuple[INT64, INT64]:
     """One ``EdgeRCNN_BatchedNMS`` plugin node with two outputs."""
-    keep, count = _TRT.EdgeRCNN_BatchedNMS(
+    keep, count = getattr(_TRT, BATCHED_NMS.name)(
         boxes,
         scores,
         idxs,
@@ -363,21 +348,23 @@ def batched_nms_tensorrt(
         score_threshold=float(score_threshold),
         max_output=int(max_output),
         pre_nms_top_n=int(pre_nms_top_n),
-        plugin_version=PLUGIN_VERSION,
-        plugin_namespace=PLUGIN_NAMESPACE,
+        **PLUGIN_NODE_ATTRIBUTES,
     )
     return keep, count
 
 
+def _torch_op(op: PluginOp) -> Callable:
+    """The traced overload of the contract's torch op (registered by ``edgercnn.export.ops``)."""
+    namespace, name = op.torch_op.split("::")
+    return getattr(getattr(torch.ops, namespace), name).default
+
+
 def build_translation_table(flavour: Flavour) -> dict[Callable, Callable]:
     """``{torch op overload: ONNX translation}`` for the requested flavour."""
-    roi_align = torch.ops.edgercnn.multi_level_roi_align.default
-    nms = torch.ops.edgercnn.batched_nms.default
+    roi_align, nms = _torch_op(ROI_ALIGN), _torch_op(BATCHED_NMS)
     if flavour == "portable":
         return {roi_align: multi_level_roi_align_portable, nms: batched_nms_portable}
     if flavour == "tensorrt":
         _register_plugin_schemas()
         return {roi_align: multi_level_roi_align_tensorrt, nms: batched_nms_tensorrt}
-    from edgercnn.export.ops import OpArgumentError
-
     raise OpArgumentError(f"unknown ONNX flavour {flavour!r}: expected 'portable' or 'tensorrt'")

@@ -10,9 +10,10 @@ from collections.abc import Sequence
 
 import torch
 import torchvision
+from edgercnn.runtime.contract import ROI_ALIGN_MODES
 
-MODE_AVG = 0
-MODE_MAX = 1
+MODE_AVG = ROI_ALIGN_MODES["avg"]
+MODE_MAX = ROI_ALIGN_MODES["max"]
 
 
 def level_mapper(

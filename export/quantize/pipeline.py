@@ -23,7 +23,6 @@ import logging
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,109 +30,21 @@ import onnx
 from edgercnn.export.quantize.measure import compare_latency, time_split
 from edgercnn.export.quantize.qdq import CPU_REGION_OPS, WEIGHT_OPS, LayerPlan, plan_layers
 from edgercnn.export.quantize.ranges import QuantizeError, compute_ranges, tensor_amax
-from edgercnn.export.quantize.trtcache import DEFAULT_TRT_VERSION, graph_tensor_names, write_calibration_cache
+from edgercnn.export.quantize.report import (
+    CPU_LAYOUTS,
+    VARIANTS,
+    QuantizeOptions,
+    QuantizeReport,
+    VariantResult,
+)
+from edgercnn.export.quantize.trtcache import graph_tensor_names, write_calibration_cache
 from edgercnn.runtime.contract import CONFIG_KEY
 from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-VARIANTS = ("cpu", "tensorrt")
-CPU_LAYOUTS = ("u8s8", "s8s8")
 log = logging.getLogger("edgercnn.quantize")
 
 __all__ = ["QuantizeError", "QuantizeOptions", "QuantizeReport", "VariantResult", "quantize_model"]
-
-
-@dataclass
-class QuantizeOptions:
-    """Everything ``edgercnn quantize`` and ``export.py --precision int8`` can ask for."""
-
-    method: str = "entropy"  # entropy | minmax | percentile
-    variants: tuple[str, ...] = VARIANTS
-    cpu_layout: str = "auto"  # auto (measure both) | u8s8 | s8s8
-    max_ap_drop: float = 0.5  # box and mask AP points
-    max_keypoint_ap_drop: float = 1.0
-    eval_images: Path | None = None
-    eval_ann: Path | None = None
-    eval_limit: int | None = None
-    calib_limit: int | None = None
-    per_channel: bool = True
-    keep_float: tuple[str, ...] = ()  # node names the user keeps in float from the start
-    sensitivity_images: int = 4
-    threads: int = 2
-    bench_runs: int = 5
-    trt_version: int = DEFAULT_TRT_VERSION
-    progress: bool = True
-
-
-@dataclass
-class VariantResult:
-    """One INT8 variant: where it is, how it was made, how accurate and how fast it is."""
-
-    variant: str
-    path: Path
-    layout: str
-    ap: dict[str, float] = field(default_factory=dict)
-    latency_ms: float | None = None
-    time_split: dict[str, Any] = field(default_factory=dict)
-    quantized_layers: int = 0
-    kept_float: list[dict[str, Any]] = field(default_factory=list)
-    within_budget: bool | None = None
-    search: list[dict[str, Any]] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        out = dict(self.__dict__)
-        out["path"] = str(self.path)
-        return out
-
-
-@dataclass
-class QuantizeReport:
-    """What ``quantize_model`` produced and measured; written as JSON and markdown."""
-
-    fp32_path: Path
-    calib_dir: Path
-    method: str
-    calibration_images: int
-    fp32_ap: dict[str, float] = field(default_factory=dict)
-    fp32_latency_ms: float | None = None
-    variants: dict[str, VariantResult] = field(default_factory=dict)
-    cpu_layouts_ms: dict[str, float] = field(default_factory=dict)
-    prediction_layers: list[str] = field(default_factory=list)
-    calibration_cache: Path | None = None
-    cache_tensors: int = 0
-    ranges_path: Path | None = None
-    eval_set: str | None = None
-    threads: int = 2
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "fp32": {"path": str(self.fp32_path), "ap": self.fp32_ap, "latency_ms": self.fp32_latency_ms},
-            "calibration": {
-                "dir": str(self.calib_dir),
-                "method": self.method,
-                "images": self.calibration_images,
-                "ranges": str(self.ranges_path) if self.ranges_path else None,
-                "tensorrt_cache": str(self.calibration_cache) if self.calibration_cache else None,
-                "tensorrt_cache_tensors": self.cache_tensors,
-            },
-            "eval_set": self.eval_set,
-            "threads": self.threads,
-            "cpu_layouts_ms": self.cpu_layouts_ms,
-            "prediction_layers_float": self.prediction_layers,
-            "variants": {name: result.to_dict() for name, result in self.variants.items()},
-        }
-
-    def to_markdown(self) -> str:
-        from edgercnn.export.quantize.report import report_markdown
-
-        return report_markdown(self)
-
-    def write(self, out_dir: Path, stem: str) -> tuple[Path, Path]:
-        json_path = out_dir / f"{stem}.int8.report.json"
-        md_path = out_dir / f"{stem}.int8.report.md"
-        json_path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        md_path.write_text(self.to_markdown())
-        return json_path, md_path
 
 
 # ----------------------------------------------------------------------------- graph preparation

@@ -19,7 +19,7 @@ from edgercnn.export.quantize.measure import detection_distance, open_session, r
 from edgercnn.export.quantize.qdq import LayerPlan
 
 if TYPE_CHECKING:
-    from edgercnn.export.quantize.pipeline import QuantizeOptions, VariantResult
+    from edgercnn.export.quantize.report import QuantizeOptions, VariantResult
 
 log = logging.getLogger("edgercnn.quantize")
 

@@ -8,24 +8,15 @@ from tests.cli import verb
 from tests.paths import REPO_ROOT
 
 export_main = verb("export")
+CARD = str(REPO_ROOT / "models" / "ref_fasterrcnn.json")
 
 
 def test_int8_export_writes_qdq_models_cache_and_the_engine_command(tmp_path, capsys) -> None:
+    calib = str(REPO_ROOT / "calib_data" / "synth")
     status = export_main(
-        [
-            "--card",
-            str(REPO_ROOT / "models" / "ref_fasterrcnn.json"),
-            "--flavour",
-            "portable",
-            "--precision",
-            "int8",
-            "--calib",
-            str(REPO_ROOT / "calib_data" / "synth"),
-            "--engine",
-            "--out",
-            str(tmp_path),
-        ]
-    )
+        ["--card", CARD, "--flavour", "portable", "--precision", "int8", "--calib", calib, "--engine",
+         "--out", str(tmp_path)]
+    )  # fmt: skip
     captured = capsys.readouterr()
     assert status == 0, captured.err
     for name in ("model.int8.cpu.onnx", "model.int8.trt.onnx"):
@@ -41,15 +32,6 @@ def test_int8_export_writes_qdq_models_cache_and_the_engine_command(tmp_path, ca
 
 
 def test_int8_without_calibration_images_is_refused_with_a_clear_message(tmp_path, capsys) -> None:
-    status = export_main(
-        [
-            "--card",
-            str(REPO_ROOT / "models" / "ref_fasterrcnn.json"),
-            "--precision",
-            "int8",
-            "--out",
-            str(tmp_path),
-        ]
-    )
+    status = export_main(["--card", CARD, "--precision", "int8", "--out", str(tmp_path)])
     assert status == 2
     assert "--precision int8 needs --calib DIR" in capsys.readouterr().err

@@ -133,41 +133,32 @@ def make_calibrator(
 
     core = _CalibratorCore(feed, cache, input_name, device)
 
-    # get_batch returns None for "no more batches" (TensorRT's documented protocol); the stubs
-    # type it list[int], hence the ignore. read_calibration_cache's None means "no cache".
-    class Entropy2(trt.IInt8EntropyCalibrator2):
-        def __init__(self) -> None:
-            trt.IInt8EntropyCalibrator2.__init__(self)
-
-        def get_batch_size(self) -> int:
-            return core.batch_size()
-
-        def get_batch(self, names: list[str]) -> list[int] | None:  # type: ignore[override]
-            return core.next_pointers(names)
-
-        def read_calibration_cache(self) -> bytes | None:
-            return core.cache.read()
-
-        def write_calibration_cache(self, cache: memoryview | bytes) -> None:
-            core.cache.write(bytes(cache))
-
-    class MinMax(trt.IInt8MinMaxCalibrator):
-        def __init__(self) -> None:
-            trt.IInt8MinMaxCalibrator.__init__(self)
-
-        def get_batch_size(self) -> int:
-            return core.batch_size()
-
-        def get_batch(self, names: list[str]) -> list[int] | None:  # type: ignore[override]
-            return core.next_pointers(names)
-
-        def read_calibration_cache(self) -> bytes | None:
-            return core.cache.read()
-
-        def write_calibration_cache(self, cache: memoryview | bytes) -> None:
-            core.cache.write(bytes(cache))
-
-    calibrators: dict[str, type[trt.IInt8Calibrator]] = {"entropy2": Entropy2, "minmax": MinMax}
-    if kind not in calibrators:
+    bases: dict[str, type[trt.IInt8Calibrator]] = {
+        "entropy2": trt.IInt8EntropyCalibrator2,
+        "minmax": trt.IInt8MinMaxCalibrator,
+    }
+    if kind not in bases:
         raise EngineBuildError(f"unknown calibrator {kind!r}")
-    return calibrators[kind](), core
+    base = bases[kind]
+
+    # One body for both algorithms: they differ only in the TensorRT base class (a variable base, so
+    # mypy cannot check the overrides: the signatures below follow the stubs). get_batch returns None
+    # for "no more batches" (TensorRT's documented protocol); read_calibration_cache's None means
+    # "no cache". pybind11 needs the explicit base __init__ call.
+    class Calibrator(base):  # type: ignore[misc, valid-type]
+        def __init__(self) -> None:
+            base.__init__(self)
+
+        def get_batch_size(self) -> int:
+            return core.batch_size()
+
+        def get_batch(self, names: list[str]) -> list[int] | None:
+            return core.next_pointers(names)
+
+        def read_calibration_cache(self) -> bytes | None:
+            return core.cache.read()
+
+        def write_calibration_cache(self, cache: memoryview | bytes) -> None:
+            core.cache.write(bytes(cache))
+
+    return Calibrator(), core

@@ -387,24 +387,21 @@ def build_command(onnx_path: Path, engine_path: Path, options: EngineOptions) ->
     """The exact ``edgercnn build`` command that produces this engine (run it on the target)."""
     args = ["edgercnn", "build", str(onnx_path), "--engine", str(engine_path)]
     args += ["--precision", options.precision]
-    if options.calib_cache is not None:
-        args += ["--calib-cache", str(options.calib_cache)]
-    if options.calib_images is not None:
-        args += ["--calib-images", str(options.calib_images)]
-    if options.workspace_mb is not None:
-        args += ["--workspace-mb", str(options.workspace_mb)]
-    if options.opt_level != 3:
-        args += ["--opt-level", str(options.opt_level)]
-    if options.timing_cache is not None:
-        args += ["--timing-cache", str(options.timing_cache)]
-    if options.dla_core is not None:
-        args += ["--dla-core", str(options.dla_core)]
-    if options.batch is not None:
-        args += ["--batch", str(options.batch)]
-    if options.plugin_lib is not None:
-        args += ["--plugin-lib", str(options.plugin_lib)]
-    if options.device != 0:
-        args += ["--device", str(options.device)]
+    # (flag, value, the value 'edgercnn build' assumes when the flag is left out)
+    optional = (
+        ("--calib-cache", options.calib_cache, None),
+        ("--calib-images", options.calib_images, None),
+        ("--workspace-mb", options.workspace_mb, None),
+        ("--opt-level", options.opt_level, 3),
+        ("--timing-cache", options.timing_cache, None),
+        ("--dla-core", options.dla_core, None),
+        ("--batch", options.batch, None),
+        ("--plugin-lib", options.plugin_lib, None),
+        ("--device", options.device, 0),
+    )
+    for flag, value, default in optional:
+        if value != default:
+            args += [flag, str(value)]
     return shlex.join(args)
 
 
