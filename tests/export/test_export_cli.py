@@ -20,17 +20,8 @@ TINY = "tiny_fasterrcnn_test"
 
 
 @pytest.fixture
-def tiny_arch(monkeypatch):
-    """Register a tiny architecture under a test name, as a user's builder would be."""
-    spec = architectures.ArchitectureSpec(
-        "fasterrcnn",
-        lambda num_classes, **kw: tiny_model("fasterrcnn", num_classes=num_classes, **kw),
-        4,
-        "tiny test model",
-        class_names=["__background__", "person", "car", "plate"],
-    )
-    monkeypatch.setitem(architectures.ARCHITECTURES, TINY, spec)
-    return spec
+def tiny_arch(register_tiny_arch):
+    return register_tiny_arch(TINY, "fasterrcnn", ["__background__", "person", "car", "plate"])
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import cv2
 import numpy as np
 import pytest
 from edgercnn.export.parity import parity_report, run_eager
-from edgercnn.export.refmodels import architectures
 from pycocotools import mask as mask_utils
 
 from tests.builders.torch_models import random_bgr_images, tiny_model
@@ -62,11 +61,8 @@ def test_deploy_graph_reports_full_match_mask_iou_and_equal_ap():
 
 
 @pytest.fixture
-def tiny_arch(monkeypatch):
-    spec = architectures.ArchitectureSpec(
-        "maskrcnn", lambda num_classes, **kw: tiny_model("maskrcnn", num_classes=num_classes, **kw), 4, "tiny"
-    )
-    monkeypatch.setitem(architectures.ARCHITECTURES, TINY, spec)
+def tiny_arch(register_tiny_arch):
+    return register_tiny_arch(TINY, "maskrcnn")
 
 
 def test_parity_command_prints_json_for_a_folder_of_images(tmp_path, tiny_arch, capsys):
