@@ -1,104 +1,42 @@
-"""COCO AP of an eager torchvision R-CNN on a COCO-format set, with pycocotools.
+"""COCO AP of an eager torchvision R-CNN on an in-memory COCO-format set, with pycocotools.
 
-Used by the training script (the AP written into a model card) and by the tests (which check the
-committed weights still reach that AP), so both measure the same thing the same way.
+Used by the training script (the AP written into a model card), by ``edgercnn parity`` and by
+the tests (which check the committed weights still reach that AP), so all measure the same thing
+the same way. Only the torch half lives here: eager inference as the runtime's ``Detections``
+(``export.eager``); results and scoring are the runtime's (``runtime.coco``), the code of
+``edgercnn eval``, on the 0-1 scale the model cards record.
 """
 
 from __future__ import annotations
 
-import contextlib
-import copy
-import io
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
-from pycocotools import mask as mask_utils
-from pycocotools.coco import COCO
-from pycocotools.cocoeval import COCOeval
+from edgercnn.export.eager import eager_detections, run_eager
+from edgercnn.runtime.coco import coco_ap, coco_from_dict, detections_to_coco
+from edgercnn.runtime.detections import Detections
 
 IOU_TYPES = {"fasterrcnn": ["bbox"], "maskrcnn": ["bbox", "segm"], "keypointrcnn": ["bbox", "keypoints"]}
-MASK_THRESHOLD = 0.5
+CARD_STATS = ("AP", "AP50", "AP75")  # what a model card records per IoU type
 
 
-def bgr_to_tensor(image: np.ndarray) -> torch.Tensor:
-    """OpenCV BGR uint8 HxWx3 -> torchvision's RGB float CxHxW in [0, 1]."""
-    rgb = np.ascontiguousarray(image[:, :, ::-1])
-    return torch.from_numpy(rgb).permute(2, 0, 1).float().div_(255.0)
+def coco_aps(kind: str, gt: dict[str, Any], detections: Sequence[Detections]) -> dict[str, dict[str, float]]:
+    """AP, AP50 and AP75 (0-1) for every IoU type of ``kind``; one ``Detections`` per ``gt`` image.
 
-
-@torch.inference_mode()
-def predict(
-    model: torch.nn.Module, images: Sequence[np.ndarray], batch_size: int = 4
-) -> list[dict[str, Any]]:
-    """Eager predictions (eval mode) for BGR images, as numpy arrays."""
-    model.eval()
-    outputs: list[dict[str, Any]] = []
-    for start in range(0, len(images), batch_size):
-        batch = [bgr_to_tensor(im) for im in images[start : start + batch_size]]
-        for out in model(batch):
-            outputs.append({k: v.cpu().numpy() for k, v in out.items()})
-    return outputs
-
-
-def predictions_to_coco(
-    outputs: Sequence[dict[str, Any]],
-    image_ids: Sequence[int],
-    label_to_category: dict[int, int] | None = None,
-) -> list[dict[str, Any]]:
-    """COCO result entries (bbox, and segmentation / keypoints where the model gives them)."""
+    Keypoint R-CNN is evaluated on the person category only, for boxes as well as keypoints,
+    since it detects nothing else.
+    """
+    image_ids = [int(info["id"]) for info in gt["images"]]
     results: list[dict[str, Any]] = []
-    for out, image_id in zip(outputs, image_ids, strict=True):
-        masks = out.get("masks")
-        for i, (box, score, label) in enumerate(zip(out["boxes"], out["scores"], out["labels"], strict=True)):
-            x0, y0, x1, y1 = (float(v) for v in box)
-            category = label_to_category.get(int(label), int(label)) if label_to_category else int(label)
-            entry: dict[str, Any] = {
-                "image_id": int(image_id),
-                "category_id": category,
-                "bbox": [x0, y0, x1 - x0, y1 - y0],
-                "score": float(score),
-            }
-            if masks is not None:
-                binary = np.asfortranarray((masks[i, 0] > MASK_THRESHOLD).astype(np.uint8))
-                rle = mask_utils.encode(binary)
-                rle["counts"] = rle["counts"].decode("ascii")
-                entry["segmentation"] = rle
-            if "keypoints" in out:
-                kp = out["keypoints"][i].copy()
-                kp[:, 2] = 1.0  # COCO results carry a visibility of 1; the score is the box score
-                entry["keypoints"] = [float(v) for v in kp.ravel()]
-            results.append(entry)
-    return results
-
-
-def _coco_from_dict(dataset: dict[str, Any]) -> COCO:
-    coco = COCO()
-    coco.dataset = copy.deepcopy(dataset)
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco.createIndex()
-    return coco
-
-
-def coco_ap(
-    gt: dict[str, Any], results: list[dict[str, Any]], iou_type: str, cat_ids: Sequence[int] | None = None
-) -> dict[str, float]:
-    """AP, AP50 and AP75 (pycocotools) of ``results`` against the ground truth dict ``gt``."""
-    if not results:
-        return {"AP": 0.0, "AP50": 0.0, "AP75": 0.0}
-    coco_gt = _coco_from_dict(gt)
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco_dt = coco_gt.loadRes(copy.deepcopy(results))
-        evaluator = COCOeval(coco_gt, coco_dt, iou_type)
-        evaluator.params.imgIds = sorted(coco_gt.getImgIds())
-        if cat_ids is not None:
-            evaluator.params.catIds = list(cat_ids)
-        evaluator.evaluate()
-        evaluator.accumulate()
-        evaluator.summarize()
-    stats = evaluator.stats
-    return {"AP": float(stats[0]), "AP50": float(stats[1]), "AP75": float(stats[2])}
+    for image_id, dets in zip(image_ids, detections, strict=True):
+        results += detections_to_coco(image_id, dets)
+    coco = coco_from_dict(gt)
+    person_ids = [c["id"] for c in gt["categories"] if c.get("keypoints")]
+    cat_ids = person_ids if kind == "keypointrcnn" else None
+    aps = {iou: coco_ap(coco, results, iou, category_ids=cat_ids, scale=1.0) for iou in IOU_TYPES[kind]}
+    return {iou: {k: stats[k] for k in CARD_STATS} for iou, stats in aps.items()}
 
 
 def evaluate_model(
@@ -110,14 +48,10 @@ def evaluate_model(
 ) -> dict[str, dict[str, float]]:
     """Every AP that applies to ``kind`` (fasterrcnn: bbox; maskrcnn: +segm; keypointrcnn: +keypoints).
 
-    ``images`` are BGR arrays in the order of ``gt["images"]``. Keypoint R-CNN is evaluated on the
-    person category only, for boxes as well as keypoints, since it detects nothing else.
+    ``images`` are BGR arrays in the order of ``gt["images"]``.
     """
-    image_ids = [int(info["id"]) for info in gt["images"]]
-    if len(image_ids) != len(images):
-        raise ValueError(f"{len(images)} images for {len(image_ids)} ground-truth entries")
-    outputs = predict(model, images, batch_size)
-    results = predictions_to_coco(outputs, image_ids)
-    person_ids = [c["id"] for c in gt["categories"] if c.get("keypoints")]
-    cat_ids = person_ids if kind == "keypointrcnn" else None
-    return {iou: coco_ap(gt, results, iou, cat_ids) for iou in IOU_TYPES[kind]}
+    if len(gt["images"]) != len(images):
+        raise ValueError(f"{len(images)} images for {len(gt['images'])} ground-truth entries")
+    outputs = run_eager(model, images, batch_size)
+    detections = [eager_detections(out, image.shape[:2]) for out, image in zip(outputs, images, strict=True)]
+    return coco_aps(kind, gt, detections)

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from edgercnn.export.eager import bgr_to_tensor
 from edgercnn.export.refmodels.architectures import build_from_card, build_model, load_card
 
 
@@ -61,10 +62,7 @@ class EagerRunner:
     @torch.inference_mode()
     def detect(self, images_bgr: list[np.ndarray]) -> list[_EagerResult]:
         t0 = time.perf_counter()
-        tensors = [
-            torch.from_numpy(np.ascontiguousarray(im[:, :, ::-1])).permute(2, 0, 1).float() / 255
-            for im in images_bgr
-        ]
+        tensors = [bgr_to_tensor(im) for im in images_bgr]
         t1 = time.perf_counter()
         outputs = self.model(tensors)
         t2 = time.perf_counter()

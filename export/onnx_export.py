@@ -24,11 +24,10 @@ import torch
 from edgercnn.export import metadata, ops
 from edgercnn.export.deploy import DeployRCNN
 from edgercnn.export.deploy.errors import ExportError
-from edgercnn.runtime.contract import PLUGIN_DOMAIN
+from edgercnn.runtime.contract import FLAVOURS, PLUGIN_DOMAIN, Flavour
 
 OPSET = 18
-FLAVOURS = ("portable", "tensorrt")
-FILE_NAMES = {"portable": "model.onnx", "tensorrt": "model.trt.onnx"}
+FILE_NAMES = {Flavour.PORTABLE.value: "model.onnx", Flavour.TENSORRT.value: "model.trt.onnx"}
 # Simplification must not move detections by more than this (it only folds constants).
 SIMPLIFY_TOLERANCE = 1e-4
 
@@ -89,12 +88,10 @@ def plugin_nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:
 def session_for(model: onnx.ModelProto, flavour: str) -> Any | None:
     """An onnxruntime session for ``model``, or ``None`` when its flavour cannot run here
     (TensorRT flavour without the plugins' CPU ops, ``runtime.plugin_ops``)."""
-    import onnxruntime as ort
+    from edgercnn.runtime.sessions import CPU_PROVIDERS, create_session, session_options
 
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
     if flavour == "portable":
-        return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        return create_session(model.SerializeToString(), log_severity=3)
     try:
         from edgercnn.runtime import plugin_ops  # type: ignore[attr-defined]
     except ImportError:
@@ -104,7 +101,7 @@ def session_for(model: onnx.ModelProto, flavour: str) -> Any | None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.trt.onnx"
         onnx.save(model, str(path))
-        return plugin_ops.create_session(str(path), options, ["CPUExecutionProvider"])
+        return plugin_ops.create_session(str(path), session_options(log_severity=3), CPU_PROVIDERS)
 
 
 def _probe_input(deploy: DeployRCNN, batch: int | str) -> np.ndarray:

@@ -25,40 +25,18 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
+from edgercnn.export.coco_eval import coco_aps
 from edgercnn.export.deploy import DeployOptions, DeployRCNN
 from edgercnn.export.deploy.errors import ExportError
+from edgercnn.export.eager import Outputs, bgr_to_tensor, eager_detections, run_eager
+from edgercnn.runtime.detections import Detections
+from edgercnn.runtime.files import IMAGE_SUFFIXES
 from edgercnn.runtime.matching import ParityTally
 from torchvision.models.detection.roi_heads import paste_masks_in_image
 from torchvision.models.detection.transform import resize_boxes, resize_keypoints
 
 CANDIDATES = ("deploy", "portable", "tensorrt")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 DEFAULT_IMAGES = 24
-Outputs = list[dict[str, np.ndarray]]
-
-
-def bgr_to_tensor(image: np.ndarray) -> torch.Tensor:
-    """OpenCV BGR uint8 -> torchvision RGB float CxHxW in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(image[:, :, ::-1])).permute(2, 0, 1).float().div_(255.0)
-
-
-def reset_pooler_scales(model: torch.nn.Module) -> None:
-    """torchvision caches RoI pooler scales on first use; forget them so the current size decides."""
-    for module in model.modules():
-        if hasattr(module, "scales") and hasattr(module, "map_levels"):
-            module.scales, module.map_levels = None, None
-
-
-@torch.inference_mode()
-def run_eager(model: torch.nn.Module, images: Sequence[np.ndarray], batch: int) -> Outputs:
-    """torchvision's own inference: boxes, scores, labels[, masks [K,1,H,W], keypoints] as numpy."""
-    model.eval()
-    reset_pooler_scales(model)
-    outputs: Outputs = []
-    for start in range(0, len(images), batch):
-        for out in model([bgr_to_tensor(im) for im in images[start : start + batch]]):
-            outputs.append({k: v.numpy() for k, v in out.items()})
-    return outputs
 
 
 @torch.inference_mode()
@@ -69,7 +47,8 @@ def graph_inputs(model: torch.nn.Module, images: Sequence[np.ndarray]) -> torch.
 
 
 def padded_to_detections(outputs: Sequence[np.ndarray], deploy: DeployRCNN) -> Outputs:
-    """Graph outputs -> per-image detections in source pixels, as torchvision's postprocess does."""
+    """Graph outputs -> per-image detections in source pixels, in the form torchvision's postprocess
+    gives them (so ``eager_detections`` reads eager and candidates alike)."""
     g = deploy.geometry
     valid, source = (g.valid_height, g.valid_width), (g.source_height, g.source_width)
     result: Outputs = []
@@ -138,13 +117,9 @@ def candidate_runners(
     return runners
 
 
-def coco_aps(kind: str, gt: dict[str, Any], outputs: Outputs, image_ids: Sequence[int]) -> dict[str, Any]:
-    from edgercnn.export.coco_eval import IOU_TYPES, coco_ap, predictions_to_coco
-
-    results = predictions_to_coco(outputs, image_ids)
-    person = [c["id"] for c in gt["categories"] if c.get("keypoints")]
-    cat_ids = person if kind == "keypointrcnn" else None
-    return {iou: coco_ap(gt, results, iou, cat_ids)["AP"] for iou in IOU_TYPES[kind]}
+def _aps(kind: str, gt: dict[str, Any], detections: Sequence[Detections]) -> dict[str, float]:
+    """COCO AP (0-1) per IoU type of ``kind``, as the report gives it."""
+    return {iou: stats["AP"] for iou, stats in coco_aps(kind, gt, detections).items()}
 
 
 def parity_report(
@@ -190,9 +165,9 @@ def parity_report(
     t0 = time.perf_counter()
     reference = run_eager(model, images, batch)
     report["eager_seconds"] = round(time.perf_counter() - t0, 2)
-    image_ids = [int(info["id"]) for info in gt["images"]] if gt else list(range(1, len(images) + 1))
+    reference_dets = [eager_detections(out, (height, width)) for out in reference]
     if gt:
-        report["eager_ap"] = coco_aps(deploy.kind, gt, reference, image_ids)
+        report["eager_ap"] = _aps(deploy.kind, gt, reference_dets)
     with tempfile.TemporaryDirectory() as tmp:
         where = Path(work_dir) if work_dir else Path(tmp)
         runners = candidate_runners(deploy, candidates, where, batch, config_for)
@@ -200,27 +175,19 @@ def parity_report(
             t0 = time.perf_counter()
             outputs = run_candidate(infer, model, deploy, images, batch)
             seconds = time.perf_counter() - t0
+            candidate_dets = [eager_detections(out, (height, width)) for out in outputs]
             tally = ParityTally(min_score=min_score)
-            for ref, cand in zip(reference, outputs, strict=True):
-                tally.add(_for_matching(ref), _for_matching(cand))
+            for ref, cand in zip(reference_dets, candidate_dets, strict=True):
+                tally.add(ref, cand)
             entry = tally.summary()
             entry["seconds"] = round(seconds, 2)
             if gt:
-                entry["ap"] = coco_aps(deploy.kind, gt, outputs, image_ids)
+                entry["ap"] = _aps(deploy.kind, gt, candidate_dets)
                 entry["ap_delta_points"] = {
                     k: round(100 * (entry["ap"][k] - report["eager_ap"][k]), 3) for k in entry["ap"]
                 }
             report["candidates"][name] = entry
     return report
-
-
-def _for_matching(det: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    out = {k: det[k] for k in ("boxes", "scores", "labels")}
-    if "masks" in det:
-        out["masks"] = det["masks"][:, 0]
-    if "keypoints" in det:
-        out["keypoints"] = det["keypoints"]
-    return out
 
 
 def load_images(args: argparse.Namespace) -> tuple[list[np.ndarray], dict[str, Any] | None]:

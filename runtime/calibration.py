@@ -14,7 +14,6 @@ This module is torch-free on purpose: ``edgercnn calibrate`` runs on the camera 
 from __future__ import annotations
 
 import glob
-import hashlib
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -25,9 +24,8 @@ import cv2
 import numpy as np
 
 from .errors import EdgercnnError
+from .files import IMAGE_SUFFIXES, VIDEO_SUFFIXES, sha256_file
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm", ".ts", ".mpg", ".mpeg")
 MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 1
 # Thumbnail side used to compare frames: small enough to ignore sensor noise and compression
@@ -234,7 +232,7 @@ def build_calibration_set(
         name = f"calib_{number:04d}.png"
         if not cv2.imwrite(str(out / name), image):
             raise CalibrationError(f"{out / name}: cannot write the image")
-        digest = hashlib.sha256((out / name).read_bytes()).hexdigest()
+        digest = sha256_file(out / name)
         height, width = image.shape[:2]
         result.items.append(CalibrationItem(name, source, frame, height, width, digest))
     if not result.items:

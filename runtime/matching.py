@@ -3,7 +3,8 @@
 Padded rows are garbage by design, so parity is judged on detections: each reference detection is
 matched to at most one candidate of the same label, greedily by IoU (highest IoU pair first), and
 the matched pairs give box, score, mask and keypoint errors. Used by ``edgercnn parity`` (eager vs
-deploy graph vs ONNX) and by the engine checks on a target.
+deploy graph vs ONNX), by the engine checks on a target and by the FP16 check. The INT8 search's
+``detection_distance`` (one number per layer) is here too, on the same IoU.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike
+
+from .detections import Detections
 
 # Defaults of the parity targets: a reference detection counts as reproduced when a candidate of
 # the same label overlaps it at IoU >= 0.99 with a score within 1e-3.
@@ -22,12 +26,14 @@ SCORE_TOLERANCE = 1e-3
 MATCH_IOU = 0.5
 MIN_SCORE = 0.05
 MASK_THRESHOLD = 0.5
+# ``Detections``, or a dict of arrays: boxes, scores, labels[, masks, keypoints]
+DetectionsLike = Detections | Mapping[str, Any]
 
 
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``[A, B]`` IoU of ``x1, y1, x2, y2`` boxes (areas without +1, as torchvision)."""
-    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
-    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
+def box_iou(a: np.ndarray, b: np.ndarray, dtype: DTypeLike = np.float64) -> np.ndarray:
+    """``[A, B]`` IoU of ``x1, y1, x2, y2`` boxes (areas without +1, as torchvision), in ``dtype``."""
+    a = np.asarray(a, dtype=dtype).reshape(-1, 4)
+    b = np.asarray(b, dtype=dtype).reshape(-1, 4)
     area_a = np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(a[:, 3] - a[:, 1], 0, None)
     area_b = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
     lt = np.maximum(a[:, None, :2], b[None, :, :2])
@@ -98,9 +104,11 @@ class ParityTally:
     keypoints_compared: int = 0
     keypoints_within_1px: int = 0
 
-    def add(self, reference: Mapping[str, np.ndarray], candidate: Mapping[str, np.ndarray]) -> None:
-        """Compare one image's detections (dicts with boxes, scores, labels[, masks, keypoints])."""
-        ref = _above(reference, self.min_score)
+    def add(self, reference: DetectionsLike, candidate: DetectionsLike) -> None:
+        """Compare one image's detections (``Detections``, or dicts of boxes, scores, labels[, masks,
+        keypoints])."""
+        ref = _above(detection_arrays(reference), self.min_score)
+        candidate = detection_arrays(candidate)
         cand = _above(candidate, self.min_score / 2)  # a ref at 0.0501 may sit at 0.0499 here
         self.images += 1
         self.reference_detections += len(ref["scores"])
@@ -154,6 +162,64 @@ class ParityTally:
             out["max_keypoint_error_px"] = self.max_keypoint_error
             out["keypoints_within_1px_share"] = self.keypoints_within_1px / max(self.keypoints_compared, 1)
         return out
+
+
+def detection_arrays(detections: DetectionsLike) -> Mapping[str, Any]:
+    """The arrays matching reads: a dict as it is, ``Detections`` as boxes, scores, labels[, masks
+    (K, H, W) bool, keypoints]."""
+    if not isinstance(detections, Detections):
+        return detections
+    out: dict[str, np.ndarray] = {
+        "boxes": detections.boxes,
+        "scores": detections.scores,
+        "labels": detections.labels,
+    }
+    masks = detections.masks
+    if masks is not None:
+        out["masks"] = masks
+    if detections.keypoints is not None:
+        out["keypoints"] = detections.keypoints
+    return out
+
+
+def graph_detections(outputs: Mapping[str, np.ndarray], image: int) -> dict[str, np.ndarray]:
+    """One image's valid rows of a graph's padded outputs (``num_detections`` of each)."""
+    n = int(outputs["num_detections"][image])
+    dets = {key: outputs[key][image, :n] for key in ("boxes", "scores", "labels")}
+    for key in ("masks", "keypoints"):
+        if key in outputs:
+            dets[key] = outputs[key][image, :n]
+    return dets
+
+
+def detection_distance(reference: Mapping[str, np.ndarray], candidate: Mapping[str, np.ndarray]) -> float:
+    """0 when two graphs' detections agree, 1 when none match, over every image of the batch.
+
+    Greedy matching by decreasing reference score: same label, best IoU. A match contributes
+    ``IoU * min(score_ref, score_cand)``; the total is normalized by the larger score mass, so
+    missed, extra, moved and re-scored detections all count. One cheap number per model, for
+    ranking the INT8 search's layers (``export/quantize/sensitivity.py``).
+    """
+    agreed = 0.0
+    mass = 0.0
+    for i in range(reference["num_detections"].shape[0]):
+        ref, cand = graph_detections(reference, i), graph_detections(candidate, i)
+        ref_boxes, ref_scores, ref_labels = ref["boxes"], ref["scores"], ref["labels"]
+        cand_boxes, cand_scores, cand_labels = cand["boxes"], cand["scores"], cand["labels"]
+        iou_type = np.result_type(ref_boxes, cand_boxes)  # the outputs' own float type, as measured so far
+        mass += max(float(ref_scores.sum()), float(cand_scores.sum()))
+        free = np.ones(len(cand_scores), dtype=bool)
+        for j in np.argsort(-ref_scores, kind="stable"):
+            options = free & (cand_labels == ref_labels[j])
+            if not options.any():
+                continue
+            ious = np.where(options, box_iou(ref_boxes[j], cand_boxes, iou_type)[0], -1.0)
+            best = int(np.argmax(ious))
+            if ious[best] <= 0:
+                continue
+            free[best] = False
+            agreed += float(ious[best]) * min(float(ref_scores[j]), float(cand_scores[best]))
+    return 0.0 if mass == 0 else 1.0 - agreed / mass
 
 
 def _above(detections: Mapping[str, np.ndarray], min_score: float) -> dict[str, np.ndarray]:

@@ -11,32 +11,19 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
+from .coco import detections_to_coco, for_results_file
 from .detections import Detections
 from .errors import SinkError
+from .files import atomic_write_bytes
 from .sources import Frame
 
 VIDEO_FOURCC = {".mp4": "mp4v", ".avi": "MJPG", ".mkv": "MJPG", ".mov": "mp4v"}
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside ``path`` and rename it over: all or nothing."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def frame_record(frame: Frame, dets: Detections, with_masks: bool = False) -> dict[str, Any]:
@@ -107,22 +94,7 @@ class CocoResultsSink:
 
     def write(self, frame: Frame, dets: Detections, annotated: np.ndarray | None = None) -> None:
         image_id = self._image_id(frame)
-        rles = dets.mask_rles() if dets.mask_crops is not None else None
-        items = []
-        for i in range(len(dets)):
-            x1, y1, x2, y2 = (float(v) for v in dets.boxes[i])
-            item: dict[str, Any] = {
-                "image_id": image_id,
-                "category_id": int(dets.labels[i]),
-                "bbox": [round(x1, 2), round(y1, 2), round(x2 - x1, 2), round(y2 - y1, 2)],
-                "score": round(float(dets.scores[i]), 5),
-            }
-            if rles is not None:
-                item["segmentation"] = rles[i]
-            if dets.keypoints is not None:
-                kp = dets.keypoints[i]
-                item["keypoints"] = [v for x, y, _ in kp.tolist() for v in (round(x, 2), round(y, 2), 1)]
-            items.append(json.dumps(item))
+        items = [json.dumps(for_results_file(item)) for item in detections_to_coco(image_id, dets)]
         if items:
             self._file.write(("\n" if self.count == 0 else ",\n") + ",\n".join(items))
             self._file.flush()

@@ -179,13 +179,14 @@ def export_files(args: argparse.Namespace) -> list[Any]:
     from edgercnn.export.deploy import DeployOptions, DeployRCNN
     from edgercnn.export.onnx_export import export_onnx
     from edgercnn.export.refmodels import architectures
+    from edgercnn.runtime.files import sha256_file
 
     model = architectures.build_model(source.architecture, source.num_classes, **source.constructor_kwargs)
     sha = None
     if source.checkpoint is not None:
         steps(f"loading {source.checkpoint} (weights_only=True)")
         checkpoint.load_into(model, source.checkpoint)
-        sha = architectures.sha256_of(source.checkpoint)
+        sha = sha256_file(source.checkpoint)
     else:
         steps("random weights (no checkpoint)")
     model.eval()

@@ -19,10 +19,10 @@ from edgercnn.export.deploy.keypoints import WINDOW_RADIUS
 from edgercnn.export.deploy.preprocess import INPUT_DTYPES, InputAdapter
 from edgercnn.export.deploy.roi_heads import StaticBoxHead, StaticKeypointHead, StaticMaskHead, StaticRoIPool
 from edgercnn.export.deploy.rpn import StaticRPN
+from edgercnn.runtime.contract import head_of
 from torch import nn
 from torchvision.models.detection.generalized_rcnn import GeneralizedRCNN
 
-BASE_OUTPUTS = ["num_detections", "boxes", "scores", "labels"]
 # Local maxima of each keypoint heatmap around which the upsampled map is searched.
 DEFAULT_KEYPOINT_CANDIDATES = 8
 
@@ -91,8 +91,8 @@ class DeployRCNN(nn.Module):
 
     @property
     def output_names(self) -> list[str]:
-        extra = {"maskrcnn": ["masks"], "keypointrcnn": ["keypoints"]}.get(self.kind, [])
-        return BASE_OUTPUTS + extra
+        """The graph outputs of this kind, as the model-file contract's head table lists them."""
+        return list(head_of(self.kind).outputs)
 
     @property
     def input_shape(self) -> tuple[int, int, int]:

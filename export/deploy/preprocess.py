@@ -12,9 +12,8 @@ from collections.abc import Sequence
 
 import torch
 from edgercnn.export.deploy.geometry import InputGeometry
+from edgercnn.runtime.contract import INPUT_DTYPES
 from torch import nn
-
-INPUT_DTYPES = ("float32", "uint8")
 
 
 class InputAdapter(nn.Module):

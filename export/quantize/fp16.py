@@ -160,15 +160,6 @@ def convert_to_fp16(fp32_path: str | Path, out_path: str | Path) -> Path:
     return out
 
 
-def _detections(outputs: dict[str, np.ndarray], image: int) -> dict[str, np.ndarray]:
-    n = int(outputs["num_detections"][image])
-    dets = {key: outputs[key][image, :n] for key in ("boxes", "scores", "labels")}
-    for key in ("masks", "keypoints"):
-        if key in outputs:
-            dets[key] = outputs[key][image, :n]
-    return dets
-
-
 def detection_parity(
     reference_path: str | Path,
     candidate_path: str | Path,
@@ -177,7 +168,7 @@ def detection_parity(
 ) -> dict[str, Any]:
     """The runtime's parity tally (``runtime.matching``) of a candidate model against a reference."""
     from edgercnn.export.quantize.measure import open_session, run_outputs
-    from edgercnn.runtime.matching import ParityTally
+    from edgercnn.runtime.matching import ParityTally, graph_detections
 
     reference = open_session(reference_path, threads)
     candidate = open_session(candidate_path, threads)
@@ -185,5 +176,5 @@ def detection_parity(
     for feed in feeds:
         ref_out, cand_out = run_outputs(reference, feed), run_outputs(candidate, feed)
         for image in range(int(ref_out["num_detections"].shape[0])):
-            tally.add(_detections(ref_out, image), _detections(cand_out, image))
+            tally.add(graph_detections(ref_out, image), graph_detections(cand_out, image))
     return tally.summary()

@@ -3,8 +3,8 @@
 Speed is measured end to end on the graph (median of several runs after a warm-up, fixed thread
 count) and split by onnxruntime's profiler into int8 kernels, Q/DQ conversions and float ops,
 so the report can say how much time stays in float. Agreement between two models is measured
-on detections (matched by label and IoU, weighted by score), never on raw padded tensors,
-whose rows past ``num_detections`` are garbage by design.
+on detections (``runtime.matching.detection_distance``: matched by label and IoU, weighted by
+score), never on raw padded tensors, whose rows past ``num_detections`` are garbage by design.
 """
 
 from __future__ import annotations
@@ -20,19 +20,16 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+from edgercnn.runtime.sessions import session_options
 
 INT8_KERNEL_PREFIXES = ("QLinear", "QGemm", "MatMulInteger", "ConvInteger", "DynamicQuantize")
 QDQ_KERNELS = ("QuantizeLinear", "DequantizeLinear")
 
 
 def open_session(path: str | Path, threads: int = 2, profile_dir: str | None = None) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    if profile_dir is not None:
-        options.enable_profiling = True
-        options.profile_file_prefix = str(Path(profile_dir) / "profile")
+    """A quiet CPU session with a fixed thread count (profiling into ``profile_dir`` if given)."""
+    prefix = None if profile_dir is None else str(Path(profile_dir) / "profile")
+    options = session_options(threads=threads, log_severity=3, profile_prefix=prefix)
     from edgercnn.runtime.plugin_ops import (
         create_session,  # plain session, or plugin nodes on the CPU kernels
     )
@@ -120,45 +117,3 @@ def time_split(path: str | Path, feed: dict[str, np.ndarray], threads: int = 2, 
 def run_outputs(session: ort.InferenceSession, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     names = [out.name for out in session.get_outputs()]
     return dict(zip(names, session.run(None, feed), strict=True))
-
-
-def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    x1 = np.maximum(box[0], boxes[:, 0])
-    y1 = np.maximum(box[1], boxes[:, 1])
-    x2 = np.minimum(box[2], boxes[:, 2])
-    y2 = np.minimum(box[3], boxes[:, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    return inter / np.maximum(area + areas - inter, 1e-9)
-
-
-def detection_distance(reference: dict[str, np.ndarray], candidate: dict[str, np.ndarray]) -> float:
-    """0 when two models' detections agree, 1 when none match, over every image of the batch.
-
-    Greedy matching by decreasing reference score: same label, best IoU. A match contributes
-    ``IoU * min(score_ref, score_cand)``; the total is normalized by the larger score mass, so
-    missed, extra, moved and re-scored detections all count.
-    """
-    agreed = 0.0
-    mass = 0.0
-    for i in range(reference["num_detections"].shape[0]):
-        n_ref = int(reference["num_detections"][i])
-        n_cand = int(candidate["num_detections"][i])
-        ref_boxes, ref_scores = reference["boxes"][i, :n_ref], reference["scores"][i, :n_ref]
-        ref_labels = reference["labels"][i, :n_ref]
-        cand_boxes, cand_scores = candidate["boxes"][i, :n_cand], candidate["scores"][i, :n_cand]
-        cand_labels = candidate["labels"][i, :n_cand]
-        mass += max(float(ref_scores.sum()), float(cand_scores.sum()))
-        free = np.ones(n_cand, dtype=bool)
-        for j in np.argsort(-ref_scores, kind="stable"):
-            options = free & (cand_labels == ref_labels[j])
-            if not options.any():
-                continue
-            ious = np.where(options, _iou(ref_boxes[j], cand_boxes), -1.0)
-            best = int(np.argmax(ious))
-            if ious[best] <= 0:
-                continue
-            free[best] = False
-            agreed += float(ious[best]) * min(float(ref_scores[j]), float(cand_scores[best]))
-    return 0.0 if mass == 0 else 1.0 - agreed / mass

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from edgercnn.export.quantize.measure import detection_distance, open_session, run_outputs
+from edgercnn.export.quantize.measure import open_session, run_outputs
 from edgercnn.export.quantize.qdq import LayerPlan
+from edgercnn.runtime.matching import detection_distance
 
 if TYPE_CHECKING:
     from edgercnn.export.quantize.report import QuantizeOptions, VariantResult

@@ -15,7 +15,6 @@ KeypointRCNN, so the exporter treats both families the same way.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import OrderedDict
 from collections.abc import Callable
@@ -312,15 +311,6 @@ CARD_REQUIRED_KEYS = ("architecture", "kind", "num_classes", "class_names", "wei
 
 class ModelCardError(ExportError):
     """A model card that cannot be read or lacks what loading a model needs."""
-
-
-def sha256_of(path: str | Path) -> str:
-    """Hex SHA-256 of a file, read in chunks so large checkpoints need little memory."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def load_card(path: str | Path) -> dict[str, Any]:

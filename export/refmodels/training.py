@@ -19,17 +19,18 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
-from edgercnn.export.coco_eval import bgr_to_tensor, evaluate_model
+from edgercnn.export.coco_eval import evaluate_model
+from edgercnn.export.eager import bgr_to_tensor
 from edgercnn.export.refmodels.architectures import (
     COCO_KEYPOINT_NAMES,
     REF_IMAGE_HEIGHT,
     REF_IMAGE_WIDTH,
     build_model,
     get_spec,
-    sha256_of,
 )
 from edgercnn.export.refmodels.synthdata.dataset import build_split
 from edgercnn.runtime.errors import EdgercnnError
+from edgercnn.runtime.files import sha256_file
 from pycocotools import mask as mask_utils
 from tqdm import tqdm
 
@@ -234,7 +235,7 @@ def train(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
             "std": transform.image_std,
         },
         "weights": weights.name,
-        "weights_sha256": sha256_of(weights),
+        "weights_sha256": sha256_file(weights),
         "weights_bytes": weights.stat().st_size,
         "parameters": sum(p.numel() for p in model.parameters()),
         "data": {

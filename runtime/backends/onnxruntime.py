@@ -10,6 +10,7 @@ import numpy as np
 
 from ..config import ModelConfig
 from ..errors import BackendError
+from ..sessions import create_session, onnxruntime, session_options
 from .base import BackendOptions, TensorSpec
 
 _PROVIDERS_FOR_DEVICE: dict[str, list[str]] = {
@@ -26,13 +27,6 @@ _ORT_TYPES = {
     "tensor(int32)": "int32",
     "tensor(bool)": "bool",
 }
-
-
-def _ort() -> Any:
-    try:
-        return importlib.import_module("onnxruntime")
-    except ModuleNotFoundError as exc:
-        raise BackendError("the onnxruntime backend needs 'onnxruntime' (pip install onnxruntime)") from exc
 
 
 def choose_providers(device: str, available: list[str], model_path: Path) -> list[str]:
@@ -56,20 +50,16 @@ class OnnxRuntimeBackend:
     """One ``InferenceSession``; ``infer`` feeds the image batch and returns outputs by name."""
 
     def __init__(self, model_path: Path, config: ModelConfig, options: BackendOptions) -> None:
-        ort = _ort()
+        ort = onnxruntime()
         self.model_path = model_path
         self.config = config
-        sess_options = ort.SessionOptions()
-        if options.threads is not None:
-            sess_options.intra_op_num_threads = options.threads
-            sess_options.inter_op_num_threads = 1
-        sess_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         providers = choose_providers(options.device, ort.get_available_providers(), model_path)
         try:
             if config.flavour == "tensorrt":
+                sess_options = session_options(threads=options.threads)
                 self.session = self._plugin_session(model_path, sess_options, providers)
             else:
-                self.session = ort.InferenceSession(str(model_path), sess_options, providers=providers)
+                self.session = create_session(model_path, threads=options.threads, providers=providers)
         except BackendError:
             raise
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types

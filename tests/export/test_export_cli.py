@@ -9,6 +9,7 @@ import pytest
 import torch
 from edgercnn.export import metadata
 from edgercnn.export.refmodels import architectures
+from edgercnn.runtime.files import sha256_file
 
 from tests.builders.torch_models import tiny_model
 from tests.cli import verb
@@ -43,7 +44,7 @@ def test_export_writes_onnx_with_metadata_and_prints_summary(tmp_path, checkpoin
     assert config["class_names"] == ["__background__", "person", "car", "plate"]
     assert (config["input"]["source_width"], config["input"]["source_height"]) == (131, 97)
     assert config["batch"] == 2
-    assert config["source"]["checkpoint_sha256"] == architectures.sha256_of(checkpoint)
+    assert config["source"]["checkpoint_sha256"] == sha256_file(checkpoint)
 
 
 def _error(capsys, argv) -> str:

@@ -26,10 +26,11 @@ import numpy as np
 
 from ...config import ModelConfig
 from ...errors import BackendError
+from ...files import sha256_file
 from ..base import BackendOptions, TensorSpec
 from .cuda import CudaDevice, CudaGraph, query_cuda_device
 from .plugins import import_tensorrt, load_plugin_library, resolve_plugin_library
-from .sidecar import DeviceEnvironment, check_sidecar, read_sidecar, sha256_file
+from .sidecar import DeviceEnvironment, check_sidecar, read_sidecar
 
 if TYPE_CHECKING:
     import tensorrt as trt

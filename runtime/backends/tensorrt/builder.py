@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from ..._version import __version__
 from ...config import CONFIG_KEY, read_onnx_metadata
 from ...errors import BackendError
+from ...files import atomic_write_bytes, sha256_file
 from .cuda import query_cuda_device
 from .plan import (
     BuildStrategy,
@@ -45,14 +46,7 @@ from .plan import (
     profile_shapes,
     read_timing_cache,
 )
-from .sidecar import (
-    EngineInfo,
-    GpuInfo,
-    TensorInfo,
-    atomic_write_bytes,
-    sha256_file,
-    write_sidecar,
-)
+from .sidecar import EngineInfo, GpuInfo, TensorInfo, write_sidecar
 
 if TYPE_CHECKING:
     import tensorrt as trt

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ...config import ModelConfig
+from ...files import atomic_write_bytes
 from .plan import EngineBuildError, calibration_batches, parse_calibration_cache_header
-from .sidecar import atomic_write_bytes
 
 if TYPE_CHECKING:
     import tensorrt as trt

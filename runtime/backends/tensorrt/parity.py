@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ...files import IMAGE_SUFFIXES
 from ...matching import ParityTally
 from .plan import EngineBuildError
 
@@ -54,15 +55,6 @@ class EngineParityReport:
         return "\n".join(lines)
 
 
-def _as_dict(det: Any) -> dict[str, Any]:
-    out = {"boxes": det.boxes, "scores": det.scores, "labels": det.labels}
-    if det.masks is not None:
-        out["masks"] = det.masks
-    if det.keypoints is not None:
-        out["keypoints"] = det.keypoints
-    return out
-
-
 def check_engine_parity(
     engine_path: Path | None, onnx_path: Path, images: Path, plugin_lib: Path | None = None, limit: int = 50
 ) -> EngineParityReport:
@@ -75,9 +67,7 @@ def check_engine_parity(
 
     if engine_path is None:
         raise EngineBuildError("parity needs a built engine")
-    paths = sorted(
-        p for p in Path(images).rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp")
-    )
+    paths = sorted(p for p in Path(images).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if not paths:
         raise EngineBuildError(f"{images}: no images to check parity on")
     precision = read_sidecar(engine_path).engine.precision
@@ -92,7 +82,7 @@ def check_engine_parity(
             image = read_image_bgr(path)
             ref = reference.detect([image])[0]
             cand = candidate.detect([image])[0]
-            tally.add(_as_dict(ref), _as_dict(cand))
+            tally.add(ref, cand)
     finally:
         candidate.close()
         reference.close()

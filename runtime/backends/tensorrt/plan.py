@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
+from ...contract import EnginePrecision, Precision
 from ...errors import EdgercnnError
 
-PRECISIONS = ("fp32", "fp16", "int8")
-ONNX_PRECISIONS = ("fp32", "fp16", "int8-qdq")
+PRECISIONS: tuple[str, ...] = tuple(p.value for p in EnginePrecision)
+ONNX_PRECISIONS: tuple[str, ...] = tuple(p.value for p in Precision)
 DEFAULT_DYNAMIC_BATCH = (1, 1, 4)
 _CACHE_HEADER = re.compile(rb"^TRT-(?P<version>\d+)-(?P<algorithm>[A-Za-z0-9]+)\s*$")
 # calibration cache header algorithm -> calibrator TensorRT must be given to accept that cache

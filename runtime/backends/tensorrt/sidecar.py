@@ -13,15 +13,13 @@ Shared by the exporter (writes it) and the runtime (checks it); torch-free, nump
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ...errors import BackendError, ModelFormatError
+from ...files import atomic_write_bytes
 
 SIDECAR_VERSION = 1
 SIDECAR_KEY = "tensorrt"
@@ -124,14 +122,6 @@ def sidecar_path(engine_path: str | Path) -> Path:
     return engine_path.with_name(engine_path.name + ".json")
 
 
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as stream:
-        while block := stream.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def write_sidecar(engine_path: str | Path, model_config: dict[str, Any], info: EngineInfo) -> Path:
     """Write ``<engine>.json`` atomically (a crash never leaves half a sidecar beside an engine)."""
     if SIDECAR_KEY in model_config:
@@ -141,19 +131,6 @@ def write_sidecar(engine_path: str | Path, model_config: dict[str, Any], info: E
     target = sidecar_path(engine_path)
     atomic_write_bytes(target, (json.dumps(data, indent=2, sort_keys=False) + "\n").encode("utf-8"))
     return target
-
-
-def atomic_write_bytes(target: Path, payload: bytes) -> None:
-    """Write to a temporary file in the same folder, then rename over ``target``."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as stream:
-            stream.write(payload)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def read_sidecar(engine_path: str | Path) -> Sidecar:

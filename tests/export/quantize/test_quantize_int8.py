@@ -7,11 +7,12 @@ import json
 import numpy as np
 import onnx
 import pytest
-from edgercnn.export.quantize.measure import detection_distance, open_session, run_outputs
+from edgercnn.export.quantize.measure import open_session, run_outputs
 from edgercnn.export.quantize.pipeline import QuantizeOptions, quantize_model
 from edgercnn.export.quantize.trtcache import read_calibration_cache
 from edgercnn.runtime.calibration import iter_calibration_batches
 from edgercnn.runtime.config import ModelConfig
+from edgercnn.runtime.matching import detection_distance
 from onnx import numpy_helper
 from onnxruntime.quantization.calibrate import load_tensors_data
 

@@ -21,9 +21,9 @@ from edgercnn.export.refmodels.architectures import (
     build_model,
     load_card,
     model_kind,
-    sha256_of,
 )
 from edgercnn.export.refmodels.training import val_subset
+from edgercnn.runtime.files import sha256_file
 
 from tests.paths import REPO_ROOT
 
@@ -50,7 +50,7 @@ def test_card_matches_its_weights_file(name):
     card = load_card(MODELS / f"{name}.json")
     weights = Path(card["weights_path"])
     assert card["architecture"] == name and card["kind"] == model_kind(name)
-    assert sha256_of(weights) == card["weights_sha256"]
+    assert sha256_file(weights) == card["weights_sha256"]
     assert weights.stat().st_size < 20 * 1024 * 1024
     assert card["class_names"][0] == "__background__" and len(card["class_names"]) == card["num_classes"]
     assert card["input"]["height"] == 288 and card["input"]["width"] == 384

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 
 import torch
-from edgercnn.export.refmodels.architectures import build_from_card, load_card, sha256_of
+from edgercnn.export.refmodels.architectures import build_from_card, load_card
 from edgercnn.export.refmodels.synthdata.dataset import generate_dataset
+from edgercnn.runtime.files import sha256_file
 
 from tests.cli import verb
 
@@ -22,7 +23,7 @@ def test_training_writes_loadable_weights_and_a_complete_card(tmp_path):
             "--checkpoint-every", "1", "--threads", "1", "--subset-images", "2", "--no-progress"]  # fmt: skip
     assert train_main(args) == 0
     card = load_card(out / "ref_fasterrcnn.json")
-    assert card["weights_sha256"] == sha256_of(out / "ref_fasterrcnn.pth")
+    assert card["weights_sha256"] == sha256_file(out / "ref_fasterrcnn.pth")
     assert card["training"]["iters"] == 2 and card["training"]["seed"] == 0
     assert card["class_names"] == ["__background__", "person", "car", "plate"]
     assert set(card["val_ap"]) == {"bbox"} and 0.0 <= card["val_ap"]["bbox"]["AP"] <= 1.0

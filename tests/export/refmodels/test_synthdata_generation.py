@@ -8,10 +8,10 @@ import json
 import cv2
 import numpy as np
 import pytest
-from edgercnn.export.coco_eval import _coco_from_dict
 from edgercnn.export.refmodels.synthdata.coco import KEYPOINT_NAMES
 from edgercnn.export.refmodels.synthdata.dataset import build_split, generate_dataset, render_split_image
 from edgercnn.export.refmodels.synthdata.video import render_video_frames, write_video
+from edgercnn.runtime.coco import coco_from_dict
 from pycocotools import mask as mask_utils
 
 from tests.cli import verb
@@ -45,7 +45,7 @@ def test_other_seed_or_split_gives_other_images(val_split):
 
 def test_coco_json_loads_in_pycocotools_with_all_categories(val_split):
     coco, _, _ = val_split
-    api = _coco_from_dict(coco)
+    api = coco_from_dict(coco)
     names = {c["name"] for c in api.loadCats(api.getCatIds())}
     assert names == {"person", "car", "plate"}
     person = api.loadCats(api.getCatIds(catNms=["person"]))[0]

@@ -14,12 +14,12 @@ from edgercnn.runtime.backends.tensorrt.sidecar import (
     GpuInfo,
     check_sidecar,
     read_sidecar,
-    sha256_file,
     sidecar_path,
     write_sidecar,
 )
 from edgercnn.runtime.config import ModelConfig
 from edgercnn.runtime.errors import ModelFormatError
+from edgercnn.runtime.files import sha256_file
 
 from tests.builders.engine_inputs import engine_info, model_config
 
