@@ -20,14 +20,15 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .contract import BATCHED_NMS, CONTRIB_DOMAIN, MAX_LEVELS, PLUGIN_DOMAIN, ROI_ALIGN, AttrType, PluginOp
-from .errors import BackendError, ModelFormatError
+from .errors import BackendError, EdgercnnError, ModelFormatError
+from .sessions import create_session as open_session
 
 __all__ = [
     "CpuKernels",
@@ -510,8 +511,6 @@ def create_session(
 
     Plugin nodes are mapped to the CPU kernels; a file without plugin nodes loads unchanged.
     """
-    import onnxruntime as ort
-
     try:
         import onnx
     except ImportError as exc:
@@ -525,17 +524,21 @@ def create_session(
         model = onnx.load(str(path))
     except Exception as exc:
         raise ModelFormatError(f"{path}: not a readable ONNX model ({exc})") from exc
-    options = sess_options if sess_options is not None else ort.SessionOptions()
+    register: Callable[[Any], None] | None = None
     if any(n.domain == PLUGIN_DOMAIN for n in model.graph.node):
         library = _register_custom_ops()
         load_cpu_kernels()
         rewrite_plugin_nodes(model)
-        options.register_custom_ops_library(library)
+
+        def register_cpu_kernels(options: Any) -> None:
+            options.register_custom_ops_library(library)
+
+        register = register_cpu_kernels
     try:
-        return ort.InferenceSession(
-            model.SerializeToString(),
-            sess_options=options,
-            providers=list(providers or ["CPUExecutionProvider"]),
+        return open_session(
+            model.SerializeToString(), options=sess_options, providers=providers, register_custom_ops=register
         )
+    except EdgercnnError:
+        raise  # e.g. onnxruntime missing: keep its install hint
     except Exception as exc:
         raise ModelFormatError(f"{path}: onnxruntime cannot load the rewritten model ({exc})") from exc
