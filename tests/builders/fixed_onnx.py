@@ -143,3 +143,16 @@ def make_tiny_onnx(path: Path, config: dict[str, Any], outputs: dict[str, np.nda
     onnx.checker.check_model(model)
     path.write_bytes(model.SerializeToString())
     return path
+
+
+def identity_model() -> Any:
+    """The smallest valid ONNX model (one Identity node): a carrier for ``metadata_props`` tests."""
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )
+    return helper.make_model(graph)

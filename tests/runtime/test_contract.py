@@ -36,7 +36,7 @@ from edgercnn.runtime.contract import (
 from edgercnn.runtime.preprocess import compute_transform
 from onnx import TensorProto, helper
 
-from tests.builders.fixed_onnx import tiny_config, tiny_outputs
+from tests.builders.fixed_onnx import identity_model, tiny_config, tiny_outputs
 from tests.builders.op_inputs import random_boxes, random_features, random_rois
 from tests.builders.torch_models import tiny_model
 from tests.paths import REPO_ROOT
@@ -354,13 +354,7 @@ def exported_config(request, tmp_path_factory):
         checkpoint="tiny.pth",
         checkpoint_sha256="0" * 64,
     )
-    graph = helper.make_graph(
-        [helper.make_node("Identity", ["x"], ["y"])],
-        "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
-    )
-    model = helper.make_model(graph)
+    model = identity_model()
     metadata.attach(model, written)
     path = tmp_path_factory.mktemp(request.param) / "model.onnx"
     onnx.save(model, str(path))

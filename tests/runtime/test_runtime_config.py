@@ -9,9 +9,9 @@ import onnx
 import pytest
 from edgercnn.runtime.config import ModelConfig, read_onnx_metadata
 from edgercnn.runtime.errors import ModelFormatError
-from onnx import TensorProto, helper
+from onnx import helper
 
-from tests.builders.fixed_onnx import make_tiny_onnx, tiny_config, tiny_outputs
+from tests.builders.fixed_onnx import identity_model, make_tiny_onnx, tiny_config, tiny_outputs
 
 
 def test_config_read_from_onnx_metadata_equals_what_was_written(tmp_path):
@@ -35,13 +35,7 @@ def test_engine_config_comes_from_its_sidecar(tmp_path):
 
 
 def _plain_onnx(path, props=None):
-    graph = helper.make_graph(
-        [helper.make_node("Identity", ["x"], ["y"])],
-        "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
-    )
-    model = helper.make_model(graph)
+    model = identity_model()
     if props:
         helper.set_model_props(model, props)
     path.write_bytes(model.SerializeToString())
