@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from edgercnn.export.eager import eager_detections, run_eager
 from edgercnn.runtime.coco import coco_ap, coco_from_dict, detections_to_coco
+from edgercnn.runtime.contract import head_of
 from edgercnn.runtime.detections import Detections
 
-IOU_TYPES = {"fasterrcnn": ["bbox"], "maskrcnn": ["bbox", "segm"], "keypointrcnn": ["bbox", "keypoints"]}
 CARD_STATS = ("AP", "AP50", "AP75")  # what a model card records per IoU type
 
 
@@ -35,7 +35,8 @@ def coco_aps(kind: str, gt: dict[str, Any], detections: Sequence[Detections]) ->
     coco = coco_from_dict(gt)
     person_ids = [c["id"] for c in gt["categories"] if c.get("keypoints")]
     cat_ids = person_ids if kind == "keypointrcnn" else None
-    aps = {iou: coco_ap(coco, results, iou, category_ids=cat_ids, scale=1.0) for iou in IOU_TYPES[kind]}
+    iou_types = head_of(kind).iou_types  # the model-file contract's head table
+    aps = {iou: coco_ap(coco, results, iou, category_ids=cat_ids, scale=1.0) for iou in iou_types}
     return {iou: {k: stats[k] for k in CARD_STATS} for iou, stats in aps.items()}
 
 

@@ -17,6 +17,7 @@ import numpy as np
 from numpy.typing import DTypeLike
 
 from .detections import Detections
+from .postprocess import MASK_THRESHOLD  # one threshold: masks are judged as they are pasted
 
 # Defaults of the parity targets: a reference detection counts as reproduced when a candidate of
 # the same label overlaps it at IoU >= 0.99 with a score within 1e-3.
@@ -25,7 +26,6 @@ SCORE_TOLERANCE = 1e-3
 # Pairs below this IoU are not considered the same object at all.
 MATCH_IOU = 0.5
 MIN_SCORE = 0.05
-MASK_THRESHOLD = 0.5
 # ``Detections``, or a dict of arrays: boxes, scores, labels[, masks, keypoints]
 DetectionsLike = Detections | Mapping[str, Any]
 

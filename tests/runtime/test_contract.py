@@ -13,6 +13,7 @@ import sys
 import types
 from typing import Any
 
+import numpy as np
 import onnx
 import pytest
 import torch
@@ -33,6 +34,7 @@ from edgercnn.runtime.contract import (
     Kind,
     PluginOp,
 )
+from edgercnn.runtime.detections import Detections
 from edgercnn.runtime.preprocess import compute_transform
 from onnx import TensorProto, helper
 
@@ -422,7 +424,12 @@ def test_postprocess_reads_exactly_the_heads_outputs_and_runs_its_step(kind, mon
 
 def test_head_table_matches_the_evaluation_and_the_reader():
     coco_eval = pytest.importorskip("edgercnn.export.coco_eval")
-    assert {k.value: list(h.iou_types) for k, h in HEADS.items()} == coco_eval.IOU_TYPES
+    gt = {"images": [{"id": 1, "width": 8, "height": 8}], "annotations": [],
+          "categories": [{"id": 1, "name": "person", "keypoints": ["nose"]}]}  # fmt: skip
+    nothing = Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64),
+                         ("__background__", "person"), (8, 8))  # fmt: skip
+    for kind, head in HEADS.items():  # the build host's AP scores exactly the head's IoU types
+        assert tuple(coco_eval.coco_aps(kind.value, gt, [nothing])) == head.iou_types
     assert set(HEADS) == set(Kind) and tuple(k.value for k in HEADS) == contract.ARCHITECTURES
     for kind, head in HEADS.items():
         assert head.kind == kind and head.outputs[: len(contract.BASE_OUTPUTS)] == contract.BASE_OUTPUTS
