@@ -9,8 +9,12 @@ closed (closing also happens on Ctrl-C, SIGTERM and exceptions, via ``SinkSet``'
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +28,45 @@ from .files import atomic_write_bytes
 from .sources import Frame
 
 VIDEO_FOURCC = {".mp4": "mp4v", ".avi": "MJPG", ".mkv": "MJPG", ".mov": "mp4v"}
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM until every sink has the frame: outputs never disagree on a frame.
+
+    A signal that arrives meanwhile is recorded and handed to the handler that was in place on
+    leaving, between frames. Without this, a Ctrl-C landing after the JSONL line but before the
+    COCO record leaves the files out of step. (Blocking with a signal mask is not enough: the
+    kernel hands a process signal to any thread that has it unblocked, such as onnxruntime's.)
+    Python handles signals on the main thread only, so elsewhere there is nothing to hold.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+
+    def hold(signum: int, _frame: Any) -> None:
+        caught.append(signum)
+
+    previous = {sig: signal.signal(sig, hold) for sig in _STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        if caught:
+            _deliver(caught[0], previous[caught[0]])
+
+
+def _deliver(signum: int, handler: Any) -> None:
+    """Act on a held signal as its own handler would have."""
+    if callable(handler):
+        handler(signum, None)
+    elif handler in (signal.SIG_DFL, None):
+        signal.raise_signal(signum)
 
 
 def frame_record(frame: Frame, dets: Detections, with_masks: bool = False) -> dict[str, Any]:
@@ -204,8 +247,9 @@ class SinkSet:
         return any(getattr(s, "needs_annotated", False) for s in self.sinks)
 
     def write(self, frame: Frame, dets: Detections, annotated: np.ndarray | None = None) -> None:
-        for sink in self.sinks:
-            sink.write(frame, dets, annotated)
+        with signals_held():
+            for sink in self.sinks:
+                sink.write(frame, dets, annotated)
 
     def source_finished(self, source: str) -> None:
         for sink in self.sinks:

@@ -47,6 +47,30 @@ def _video_frames(path: Path) -> int:
     return count
 
 
+class _SignalsSelfDuringWrite:
+    """A sink that raises Ctrl-C at the process while a frame is half written."""
+
+    def __init__(self) -> None:
+        self.frames: list[int] = []
+
+    def write(self, frame, dets, annotated=None) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.01)  # give an unheld signal every chance to land here
+        self.frames.append(frame.index)
+
+    def close(self) -> None:
+        pass
+
+
+def test_ctrl_c_during_a_write_lands_after_every_sink_has_the_frame(tmp_path):
+    first, last = _SignalsSelfDuringWrite(), JsonlSink(tmp_path / "d.jsonl")
+    frame = Frame(np.zeros((96, 128, 3), np.uint8), "cam", 0, 0.0, 0.0)
+    with pytest.raises(KeyboardInterrupt), SinkSet([first, last]) as sinks:
+        sinks.write(frame, _detections())
+    assert first.frames == [0]
+    assert [json.loads(line)["frame"] for line in (tmp_path / "d.jsonl").read_text().splitlines()] == [0]
+
+
 def test_all_outputs_are_complete_after_an_error_mid_run(tmp_path):
     dets = _detections()
     image = np.full((96, 128, 3), 90, np.uint8)
