@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 from edgercnn.export.eager import eager_detections, run_eager
-from edgercnn.runtime.coco import coco_ap, coco_from_dict, detections_to_coco
+from edgercnn.runtime.coco import coco_ap, coco_from_dict, detections_to_coco, keypoint_category_ids
 from edgercnn.runtime.contract import head_of
 from edgercnn.runtime.detections import Detections
 
@@ -33,8 +33,7 @@ def coco_aps(kind: str, gt: dict[str, Any], detections: Sequence[Detections]) ->
     for image_id, dets in zip(image_ids, detections, strict=True):
         results += detections_to_coco(image_id, dets)
     coco = coco_from_dict(gt)
-    person_ids = [c["id"] for c in gt["categories"] if c.get("keypoints")]
-    cat_ids = person_ids if kind == "keypointrcnn" else None
+    cat_ids = sorted(keypoint_category_ids(coco)) if kind == "keypointrcnn" else None
     iou_types = head_of(kind).iou_types  # the model-file contract's head table
     aps = {iou: coco_ap(coco, results, iou, category_ids=cat_ids, scale=1.0) for iou in iou_types}
     return {iou: {k: stats[k] for k in CARD_STATS} for iou, stats in aps.items()}
