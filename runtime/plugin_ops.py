@@ -525,19 +525,19 @@ def create_session(
     except Exception as exc:
         raise ModelFormatError(f"{path}: not a readable ONNX model ({exc})") from exc
     register: Callable[[Any], None] | None = None
+    source: str | bytes = str(path)  # no plugin nodes: onnxruntime reads the file itself, unchanged
     if any(n.domain == PLUGIN_DOMAIN for n in model.graph.node):
         library = _register_custom_ops()
         load_cpu_kernels()
         rewrite_plugin_nodes(model)
+        source = model.SerializeToString()
 
         def register_cpu_kernels(options: Any) -> None:
             options.register_custom_ops_library(library)
 
         register = register_cpu_kernels
     try:
-        return open_session(
-            model.SerializeToString(), options=sess_options, providers=providers, register_custom_ops=register
-        )
+        return open_session(source, options=sess_options, providers=providers, register_custom_ops=register)
     except EdgercnnError:
         raise  # e.g. onnxruntime missing: keep its install hint
     except Exception as exc:
