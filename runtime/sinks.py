@@ -10,10 +10,12 @@ closed (closing also happens on Ctrl-C, SIGTERM and exceptions, via ``SinkSet``'
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -69,8 +71,15 @@ def _deliver(signum: int, handler: Any) -> None:
         signal.raise_signal(signum)
 
 
+def _write_failed(path: Path, exc: OSError, kept: str) -> SinkError:
+    """One line for a write that failed (disk full above all), saying what stays valid."""
+    reason = "disk full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+    return SinkError(f"{path}: cannot write ({reason}); {kept}")
+
+
 def frame_record(frame: Frame, dets: Detections, with_masks: bool = False) -> dict[str, Any]:
     return {
+        "stream": frame.stream or frame.source,
         "source": frame.source,
         "frame": frame.index,
         "timestamp": round(frame.timestamp, 6),
@@ -81,26 +90,82 @@ def frame_record(frame: Frame, dets: Detections, with_masks: bool = False) -> di
 
 
 class JsonlSink:
-    """One JSON line per frame, flushed per frame."""
+    """One JSON line per frame, flushed per frame; optionally rotated by size or age for long runs.
 
-    def __init__(self, path: Path, with_masks: bool = False) -> None:
+    Without rotation the file is ``path``; with it, segments ``<stem>.000001.jsonl``, ... each
+    closed (synced) before the next opens. A write that fails (disk full) is cut back to the last
+    complete line, so every segment stays valid JSONL.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        with_masks: bool = False,
+        rotate_bytes: int | None = None,
+        rotate_seconds: float | None = None,
+    ) -> None:
         self.path = path
         self.with_masks = with_masks
+        self.rotate_bytes = rotate_bytes
+        self.rotate_seconds = rotate_seconds
+        self.rotating = rotate_bytes is not None or rotate_seconds is not None
+        self.segments: list[Path] = []
+        self.lines = 0
+        self._open_segment()
+
+    def _open_segment(self) -> None:
+        target = self.path
+        if self.rotating:
+            target = self.path.with_name(f"{self.path.stem}.{len(self.segments) + 1:06d}{self.path.suffix}")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = path.open("w", encoding="utf-8")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self._file = target.open("x", encoding="utf-8")  # never truncate what is there
+        except FileExistsError:
+            raise SinkError(f"{target}: already exists; refusing to overwrite it") from None
         except OSError as exc:
-            raise SinkError(f"{path}: cannot write ({exc.strerror or exc})") from exc
+            raise SinkError(f"{target}: cannot write ({exc.strerror or exc})") from exc
+        self.segments.append(target)
+        self._opened = time.monotonic()
+        self._size = 0
+
+    def _due(self) -> bool:
+        if self.rotate_bytes is not None and self._size >= self.rotate_bytes:
+            return True
+        return self.rotate_seconds is not None and time.monotonic() - self._opened >= self.rotate_seconds
 
     def write(self, frame: Frame, dets: Detections, annotated: np.ndarray | None = None) -> None:
-        self._file.write(json.dumps(frame_record(frame, dets, self.with_masks)) + "\n")
-        self._file.flush()
+        if self.rotating and self._size and self._due():
+            self._close_file()
+            self._open_segment()
+        line = json.dumps(frame_record(frame, dets, self.with_masks)) + "\n"
+        start = self._file.tell()
+        try:
+            self._file.write(line)
+            self._file.flush()
+        except OSError as exc:
+            self._cut_back(start)
+            raise _write_failed(self.segments[-1], exc, f"its {self.lines} complete lines are kept") from None
+        self._size += len(line)
+        self.lines += 1
 
-    def close(self) -> None:
+    def _cut_back(self, offset: int) -> None:
+        """Drop a half-written line (the buffer that could not be flushed, and any part that was)."""
+        with contextlib.suppress(OSError):
+            fd = self._file.fileno()
+            os.ftruncate(fd, offset)
+        with contextlib.suppress(OSError, ValueError):
+            self._file.close()  # the unflushed buffer is lost on purpose; the file ends at ``offset``
+        self._file = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - closed by close()
+
+    def _close_file(self) -> None:
         if not self._file.closed:
             self._file.flush()
-            os.fsync(self._file.fileno())
+            with contextlib.suppress(OSError):
+                os.fsync(self._file.fileno())
             self._file.close()
+
+    def close(self) -> None:
+        self._close_file()
 
 
 class CocoResultsSink:
@@ -118,7 +183,10 @@ class CocoResultsSink:
         self.partial = path.with_name(path.name + ".partial")
         self.image_ids = image_ids
         self.count = 0
+        self.failed = False
         self._frames = 0
+        if path.exists():
+            raise SinkError(f"{path}: already exists; refusing to overwrite it")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._file = self.partial.open("w", encoding="utf-8")
@@ -139,17 +207,36 @@ class CocoResultsSink:
         image_id = self._image_id(frame)
         items = [json.dumps(for_results_file(item)) for item in detections_to_coco(image_id, dets)]
         if items:
-            self._file.write(("\n" if self.count == 0 else ",\n") + ",\n".join(items))
-            self._file.flush()
+            start = self._file.tell()
+            try:
+                self._file.write(("\n" if self.count == 0 else ",\n") + ",\n".join(items))
+                self._file.flush()
+            except OSError as exc:
+                self.failed = True
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self._file.fileno(), start)
+                kept = f"{self.partial.name} keeps the {self.count} results before (recover_coco_partial)"
+                raise _write_failed(self.path, exc, kept) from None
             self.count += len(items)
 
     def close(self) -> None:
+        """Complete the list and rename it into place; after a failed write, leave the ``.partial``."""
         if self._file.closed:
             return
-        self._file.write("\n]\n")
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
+        if self.failed:
+            with contextlib.suppress(OSError, ValueError):
+                self._file.close()
+            return
+        try:
+            self._file.write("\n]\n")
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+        except OSError as exc:
+            with contextlib.suppress(OSError, ValueError):
+                self._file.close()
+            kept = f"{self.partial.name} keeps its {self.count} results (recover_coco_partial)"
+            raise _write_failed(self.path, exc, kept) from None
         os.replace(self.partial, self.path)
 
 
@@ -159,81 +246,128 @@ def recover_coco_partial(partial: Path) -> list[dict[str, Any]]:
     return json.loads(text + ("]" if not text.endswith("]") else ""))
 
 
-def _safe_stem(source: str) -> str:
-    stem = Path(source).stem if not source.isdigit() else f"camera{source}"
-    cleaned = "".join(c if c.isalnum() or c in "-_." else "_" for c in stem)
+def safe_stem(source: str) -> str:
+    """A file-name-safe short name for a source (a file's stem, ``camera0``, a URL's path)."""
+    if source.isdigit():
+        return f"camera{source}"
+    stem = (
+        Path(source.split("?", 1)[0].rstrip("/")).stem if "://" not in source else source.split("://", 1)[1]
+    )
+    cleaned = "".join(c if c.isalnum() or c in "-_." else "_" for c in stem).strip("._")
     return cleaned[:80] or "source"
 
 
+def _output_name(frame: Frame) -> str:
+    return frame.stream or safe_stem(frame.source)
+
+
 class ImageSink:
-    """Annotated images in a folder; each written whole (temp file + rename)."""
+    """Annotated images in a folder, named by stream; each written whole (temp file + rename)."""
 
     needs_annotated = True
 
     def __init__(self, folder: Path, extension: str = ".jpg") -> None:
         self.folder = folder
         self.extension = extension
-        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SinkError(f"{folder}: cannot create the images folder ({exc.strerror or exc})") from None
 
     def write(self, frame: Frame, dets: Detections, annotated: np.ndarray | None = None) -> None:
         if annotated is None:
             return
-        name = _safe_stem(frame.source)
+        name = _output_name(frame)
         if frame.index or frame.position_s is not None:
             name = f"{name}_{frame.index:06d}"
         ok, data = cv2.imencode(self.extension, annotated)
         if not ok:
             raise SinkError(f"{self.folder}: cannot encode {self.extension} image")
-        atomic_write_bytes(self.folder / f"{name}{self.extension}", data.tobytes())
+        target = self.folder / f"{name}{self.extension}"
+        try:
+            atomic_write_bytes(target, data.tobytes())
+        except OSError as exc:
+            raise _write_failed(target, exc, "the images written before are complete") from None
 
     def close(self) -> None:
         pass
 
 
 class VideoSink:
-    """One annotated video per source; written as ``name.partial.ext`` and renamed when closed."""
+    """One annotated video per stream, at the source's own frame rate unless ``fps`` is given.
+
+    Written as ``name.annotated.partial.ext`` and renamed when closed, but only if the written
+    file opens as a video: after a disk-full, a truncated file keeps its ``.partial`` name and
+    never sits under the final one.
+    """
 
     needs_annotated = True
 
-    def __init__(self, folder: Path, fps: float = 25.0, extension: str = ".mp4") -> None:
+    def __init__(self, folder: Path, fps: float | None = None, extension: str = ".mp4") -> None:
         self.folder = folder
         self.fps = fps
         self.extension = extension
         self._writers: dict[str, tuple[cv2.VideoWriter, Path, Path, tuple[int, int]]] = {}
-        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SinkError(f"{folder}: cannot create the videos folder ({exc.strerror or exc})") from None
         self.finished: list[Path] = []
+        self.failed = False
 
     def write(self, frame: Frame, dets: Detections, annotated: np.ndarray | None = None) -> None:
         if annotated is None:
             return
         h, w = annotated.shape[:2]
-        entry = self._writers.get(frame.source)
+        key = _output_name(frame)
+        entry = self._writers.get(key)
         if entry is None:
-            final = self.folder / f"{_safe_stem(frame.source)}.annotated{self.extension}"
+            final = self.folder / f"{key}.annotated{self.extension}"
+            if final.exists():
+                raise SinkError(f"{final}: already exists; refusing to overwrite it")
             partial = final.with_name(final.stem + ".partial" + self.extension)
             fourcc = cv2.VideoWriter.fourcc(*VIDEO_FOURCC.get(self.extension, "mp4v"))
-            writer = cv2.VideoWriter(str(partial), fourcc, self.fps, (w, h))
+            fps = self.fps or frame.fps or 25.0
+            writer = cv2.VideoWriter(str(partial), fourcc, fps, (w, h))
             if not writer.isOpened():
                 raise SinkError(f"{final}: cannot open a video writer ({self.extension})")
             entry = (writer, partial, final, (w, h))
-            self._writers[frame.source] = entry
+            self._writers[key] = entry
         writer, _, _, size = entry
         if (w, h) != size:
             annotated = cv2.resize(annotated, size)
         writer.write(annotated)
 
-    def finish(self, source: str) -> None:
-        """Close one source's video (when the source ends) so it is complete on disk at once."""
-        entry = self._writers.pop(source, None)
-        if entry is not None:
-            writer, partial, final, _ = entry
-            writer.release()
-            os.replace(partial, final)
-            self.finished.append(final)
+    def finish(self, stream: str) -> None:
+        """Close one stream's video (when it ends) so it is complete on disk at once."""
+        entry = self._writers.pop(stream, None)
+        if entry is None:
+            return
+        writer, partial, final, _ = entry
+        writer.release()
+        if self.failed or not _readable_video(partial):
+            self.failed = True
+            raise SinkError(f"{partial}: the video could not be completed (disk full?); kept under this name")
+        os.replace(partial, final)
+        self.finished.append(final)
 
     def close(self) -> None:
-        for source in list(self._writers):
-            self.finish(source)
+        errors = []
+        for stream in list(self._writers):
+            try:
+                self.finish(stream)
+            except SinkError as exc:
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+
+
+def _readable_video(path: Path) -> bool:
+    capture = cv2.VideoCapture(str(path))
+    try:
+        return capture.isOpened() and capture.read()[0]
+    finally:
+        capture.release()
 
 
 class SinkSet:
@@ -251,10 +385,16 @@ class SinkSet:
             for sink in self.sinks:
                 sink.write(frame, dets, annotated)
 
-    def source_finished(self, source: str) -> None:
+    def source_finished(self, stream: str) -> None:
         for sink in self.sinks:
             if hasattr(sink, "finish"):
-                sink.finish(source)
+                sink.finish(stream)
+
+    def fail(self) -> None:
+        """A write failed: close the rest, but promote no half-written file to its final name."""
+        for sink in self.sinks:
+            if hasattr(sink, "failed"):
+                sink.failed = True
 
     def close(self) -> None:
         errors = []
@@ -269,5 +409,7 @@ class SinkSet:
     def __enter__(self) -> SinkSet:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, kind: object, *exc: object) -> None:
+        if kind is not None and isinstance(kind, type) and issubclass(kind, SinkError):
+            self.fail()
         self.close()

@@ -1,16 +1,15 @@
 """Where frames come from: image files, folders, globs, videos, cameras, streams (OpenCV).
 
 File sources give every frame in order. Live sources (cameras, RTSP/HTTP streams, GStreamer
-pipelines) are read by a thread that keeps only the newest frame: a slow model skips stale
-frames instead of falling behind, and the skipped ones are counted. A bad input yields one
-``SourceProblem`` line naming it, and the run goes on with the next input.
+pipelines) are only named here: ``service/readers.py`` reads each in its own thread, keeps the
+newest frame and reconnects. A bad input yields one ``SourceProblem`` line naming it, and the run
+goes on with the next input.
 """
 
 from __future__ import annotations
 
 import glob
 import re
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -37,6 +36,8 @@ class Frame:
     decode_s: float  # seconds spent reading + decoding it
     position_s: float | None = None  # position in a video file
     live: bool = False  # from a camera / stream (frames may have been dropped before it)
+    stream: str = ""  # the unique stream name that names this frame's outputs
+    fps: float | None = None  # the source's own frame rate, when it says one
 
 
 @dataclass
@@ -167,6 +168,8 @@ class VideoFileSource:
             yield _capture_error(self.name, cap, "cannot open as a video (corrupt or unsupported format)")
             return
         index = 0
+        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        rate = fps if 0.5 <= fps <= 240.0 else None
         try:
             while True:
                 t0 = time.perf_counter()
@@ -179,7 +182,8 @@ class VideoFileSource:
                 except ImageConversionError as exc:
                     yield SourceProblem(self.name, f"frame {index}: {exc}")
                     break
-                yield Frame(image, self.name, index, time.time(), time.perf_counter() - t0, position)
+                decode = time.perf_counter() - t0
+                yield Frame(image, self.name, index, time.time(), decode, position, fps=rate)
                 index += 1
         finally:
             cap.release()
@@ -196,7 +200,7 @@ def gstreamer_available() -> bool:
 
 
 class LiveSource:
-    """Camera index, stream URL or GStreamer pipeline: a reader thread keeps only the newest frame."""
+    """A camera index, stream URL or GStreamer pipeline: read by ``service.readers.LiveReader``."""
 
     live = True
 
@@ -205,84 +209,6 @@ class LiveSource:
         self.name = spec
         self.total: int | None = None
         self.dropped = 0
-        self._stop = threading.Event()
-
-    def _open(self) -> cv2.VideoCapture:
-        timeouts = [
-            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
-            STREAM_TIMEOUT_MS,
-            cv2.CAP_PROP_READ_TIMEOUT_MSEC,
-            STREAM_TIMEOUT_MS,
-        ]
-        if self.spec.isdigit():
-            return cv2.VideoCapture(int(self.spec))
-        if is_gstreamer_pipeline(self.spec):
-            return cv2.VideoCapture(self.spec, cv2.CAP_GSTREAMER)
-        return cv2.VideoCapture(self.spec, cv2.CAP_FFMPEG, timeouts)
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def frames(self) -> Iterator[Frame | SourceProblem]:
-        if is_gstreamer_pipeline(self.spec) and not gstreamer_available():
-            yield SourceProblem(
-                self.name, "this OpenCV build has no GStreamer support (opencv-python-headless)"
-            )
-            return
-        cap = self._open()
-        if not cap.isOpened():
-            kind = "camera" if self.spec.isdigit() else "stream"
-            yield _capture_error(
-                self.name, cap, f"cannot open {kind} (not connected, refused or unreachable)"
-            )
-            return
-        latest: list[Frame] = []
-        cond = threading.Condition()
-        state = {"ended": False, "read": 0}
-
-        def reader() -> None:
-            index = 0
-            while not self._stop.is_set():
-                t0 = time.perf_counter()
-                ok, image = cap.read()
-                if not ok or image is None:
-                    break
-                frame = Frame(image, self.name, index, time.time(), time.perf_counter() - t0, live=True)
-                index += 1
-                with cond:
-                    if latest:
-                        self.dropped += 1  # the previous frame was never taken: stale, dropped
-                        latest[0] = frame
-                    else:
-                        latest.append(frame)
-                    state["read"] = index
-                    cond.notify()
-            with cond:
-                state["ended"] = True
-                cond.notify()
-
-        thread = threading.Thread(target=reader, name=f"reader:{self.name}", daemon=True)
-        thread.start()
-        try:
-            while True:
-                with cond:
-                    while not latest and not state["ended"]:
-                        cond.wait(0.5)
-                    if not latest:
-                        break
-                    frame = latest.pop()
-                try:
-                    frame.image, _ = to_bgr8(frame.image)
-                except ImageConversionError as exc:
-                    yield SourceProblem(self.name, f"frame {frame.index}: {exc}")
-                    break
-                yield frame
-        finally:
-            self._stop.set()
-            thread.join(timeout=STREAM_TIMEOUT_MS / 1000 + 1)
-            cap.release()
-        if state["read"] == 0:
-            yield SourceProblem(self.name, "opened but delivered no frames")
 
 
 Source = ImageFileSource | VideoFileSource | LiveSource
@@ -364,7 +290,13 @@ class _UrlVideoSource(VideoFileSource):
                 ok, image = cap.read()
                 if not ok or image is None:
                     break
-                yield Frame(image, self.name, index, time.time(), time.perf_counter() - t0)
+                try:
+                    image, _ = to_bgr8(image)
+                except ImageConversionError as exc:
+                    yield SourceProblem(self.name, f"frame {index}: {exc}")
+                    break
+                position = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+                yield Frame(image, self.name, index, time.time(), time.perf_counter() - t0, position)
                 index += 1
         finally:
             cap.release()

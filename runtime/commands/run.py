@@ -1,7 +1,10 @@
-"""Run an exported R-CNN on images, videos, cameras or streams (``edgercnn run``, ``python -m runtime run``).
+"""Run an exported R-CNN on images, videos, cameras or streams, as a service (``edgercnn run``).
 
-Torch-free: this is what runs on the camera. Bad inputs get one line each and the run goes on;
-outputs are closed properly on Ctrl-C, SIGTERM or an error, so nothing written is lost.
+Torch-free: this is what runs on the camera. Every ``--source`` (or every stream of a ``--fleet``
+file) is read by its own thread; frames waiting from several streams share one inference call;
+live streams that end, error or stall are reopened with backoff. Bad inputs get one line each and
+the run goes on; SIGTERM or Ctrl-C finishes the batch in flight, closes every output validly and
+exits 130. A stream that fails for good makes the exit code 1, with a per-stream summary.
 """
 
 from __future__ import annotations
@@ -16,35 +19,83 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import EdgercnnError, UsageError
-from ..stats import STAGES, StageTimes, format_table
+from ..stats import STAGES, format_table
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--model", required=True, help="model.onnx, model.trt.onnx or model.engine (with its .json)"
     )
-    p.add_argument(
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument(
         "--source",
-        required=True,
         nargs="+",
         help="image/video files, folders, globs ('imgs/*.jpg'), camera indices (0), rtsp:// or http:// URLs, "
-        "GStreamer pipelines ('... ! appsink')",
+        "GStreamer pipelines ('... ! appsink'); each is read by its own thread",
     )
-    p.add_argument("--out", type=Path, default=None, help="output folder (JSONL, COCO json, annotated media)")
+    where.add_argument("--fleet", type=Path, help="a TOML file naming the streams and the service settings")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output folder (JSONL, COCO json, annotated media); one that already holds results "
+        "is left alone and the run writes to a new sibling folder (out-2, ...)",
+    )
     p.add_argument("--backend", default="auto", help="auto | onnxruntime | tensorrt")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | tensorrt")
     p.add_argument("--threads", type=int, default=None, help="inference threads (default: the library's)")
-    p.add_argument("--score", type=float, default=0.5, help="minimum score to keep (default 0.5)")
+    p.add_argument("--score", type=float, default=None, help="minimum score to keep (default 0.5)")
     p.add_argument("--classes", default=None, help="comma-separated class names or ids to keep")
-    p.add_argument("--batch", type=int, default=None, help="frames per inference call (file sources)")
+    p.add_argument(
+        "--batch",
+        type=int,
+        default=None,
+        help="frames per inference call (default: the graph's batch, or one per stream)",
+    )
     p.add_argument("--show", action="store_true", help="show annotated frames in a window (needs a display)")
     p.add_argument("--no-images", action="store_true", help="do not write annotated images")
     p.add_argument("--no-video", action="store_true", help="do not write annotated videos")
     p.add_argument("--no-coco", action="store_true", help="do not write the COCO results json")
     p.add_argument("--rle", action="store_true", help="add mask RLEs to the JSONL (needs pycocotools)")
-    p.add_argument("--fps", type=float, default=None, help="frame rate of written videos (default: 25)")
+    p.add_argument(
+        "--fps", type=float, default=None, help="frame rate of written videos (default: the source's)"
+    )
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    s = p.add_argument_group("service (live streams)")
+    s.add_argument(
+        "--batch-timeout-ms",
+        type=float,
+        default=None,
+        help="longest a frame waits for the others of its batch (default 50)",
+    )
+    s.add_argument(
+        "--stall-timeout",
+        type=float,
+        default=None,
+        help="seconds without a frame before a stream is reopened; also the open timeout (default 10)",
+    )
+    s.add_argument("--reconnect-initial", type=float, default=None, help="first retry delay, s (default 0.5)")
+    s.add_argument("--reconnect-max", type=float, default=None, help="longest retry delay, s (default 3)")
+    s.add_argument(
+        "--reconnect-attempts",
+        type=int,
+        default=None,
+        help="consecutive failures before a stream is given up (default 0: never)",
+    )
+    s.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="serve /metrics (Prometheus) and /healthz on this port (0: any free port); off by default",
+    )
+    s.add_argument(
+        "--metrics-host", default=None, help="address to bind the metrics endpoint (default 127.0.0.1)"
+    )
+    s.add_argument(
+        "--rotate-mb", type=float, default=None, help="start a new JSONL segment after this many MB"
+    )
+    s.add_argument("--rotate-minutes", type=float, default=None, help="start a new JSONL segment this often")
 
 
 def _display_available() -> str | None:
@@ -62,209 +113,141 @@ def _display_available() -> str | None:
 
 
 def _quiet_opencv() -> None:
-    """Our one-line problem reports replace OpenCV's and FFmpeg's own multi-line warnings."""
+    """Our one-line problem reports replace OpenCV's and FFmpeg's own multi-line warnings.
+
+    RTSP is read over TCP unless the user set FFmpeg's options: on a busy box, UDP loses packets
+    and gives corrupt frames rather than late ones.
+    """
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+    os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp")
     import cv2
 
     with contextlib.suppress(AttributeError):
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
 
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM, handled like Ctrl-C so that outputs are closed."""
+def report(line: str) -> None:
+    from tqdm import tqdm
+
+    tqdm.write(line, file=sys.stderr)
 
 
-def _on_sigterm(signum: int, frame: Any) -> None:
-    raise _Terminated()
-
-
-def _make_sinks(args: argparse.Namespace) -> Any:
-    from ..sinks import CocoResultsSink, ImageSink, JsonlSink, SinkSet, VideoSink
-
-    if args.out is None:
-        return SinkSet([])
-    out: Path = args.out
-    sinks: list[Any] = [JsonlSink(out / "detections.jsonl", with_masks=args.rle)]
-    if not args.no_coco:
-        sinks.append(CocoResultsSink(out / "results.coco.json"))
-    if not args.no_images:
-        sinks.append(_ImagesOnly(ImageSink(out / "images")))
-    if not args.no_video:
-        sinks.append(_VideosOnly(VideoSink(out / "videos", fps=args.fps or 25.0)))
-    return SinkSet(sinks)
-
-
-class _ImagesOnly:
-    """Annotated stills for still-image sources only (a video's frames go to its video)."""
-
-    needs_annotated = True
-
-    def __init__(self, sink: Any) -> None:
-        self.sink = sink
-
-    def write(self, frame: Any, dets: Any, annotated: Any = None) -> None:
-        if frame.position_s is None and frame.index == 0 and not frame.live:
-            self.sink.write(frame, dets, annotated)
-
-    def close(self) -> None:
-        self.sink.close()
-
-
-class _VideosOnly(_ImagesOnly):
-    """Annotated video for video and live sources."""
-
-    def write(self, frame: Any, dets: Any, annotated: Any = None) -> None:
-        if frame.position_s is not None or frame.live:
-            self.sink.write(frame, dets, annotated)
-
-    def finish(self, source: str) -> None:
-        self.sink.finish(source)
-
-
-class Runner:
-    """The run loop: sources -> batches -> detector -> sinks (+ window), every stage timed."""
-
-    def __init__(self, args: argparse.Namespace, detector: Any, sinks: Any) -> None:
-        self.args = args
-        self.detector = detector
-        self.sinks = sinks
-        self.times = StageTimes()
-        self.frames = 0
-        self.dropped = 0
-        self.problems = 0
-        self.detections = 0
-        self.stop = False
-
-    def report(self, line: str) -> None:
-        from tqdm import tqdm
-
-        tqdm.write(line, file=sys.stderr)
-
-    def process(self, pending: list[Any], progress: Any) -> None:
-        from ..draw import annotate
-
-        if not pending:
-            return
-        results = self.detector.detect([f.image for f in pending])
-        n = len(pending)
-        for frame, dets in zip(pending, results, strict=True):
-            t0 = time.perf_counter()
-            annotated = (
-                annotate(frame.image, dets) if (self.sinks.wants_annotated or self.args.show) else None
-            )
-            self.sinks.write(frame, dets, annotated)
-            if self.args.show and annotated is not None:
-                self._show(annotated)
-            self.times.add("sink", time.perf_counter() - t0)
-            self.times.add("decode", frame.decode_s)
-            for stage in ("preprocess", "infer", "postprocess"):
-                self.times.add(stage, dets.timings[stage] / n)
-            self.frames += 1
-            self.detections += len(dets)
-            if progress is not None:
-                progress.update(1)
-            if self.args.max_frames is not None and self.frames >= self.args.max_frames:
-                self.stop = True
-        pending.clear()
-
-    def _show(self, image: Any) -> None:
-        import cv2
-
-        cv2.imshow("edgercnn", image)
-        if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
-            self.stop = True
-
-    def run(self, sources: list[Any]) -> None:
-        from tqdm import tqdm
-
-        from ..sources import SourceProblem
-
-        file_sources = [s for s in sources if not isinstance(s, SourceProblem) and not s.live]
-        totals = [s.total for s in file_sources]
-        show_bar = bool(file_sources) and not self.args.no_progress
-        total = sum(t for t in totals if t) if all(totals) else None
-        progress = tqdm(total=total, unit="frame", disable=None if show_bar else True, file=sys.stderr)
-        batch = max(1, self.args.batch or self.detector.batch_size or 1)
-        try:
-            for source in sources:
-                if self.stop:
-                    break
-                if isinstance(source, SourceProblem):
-                    self.report(str(source))
-                    self.problems += 1
-                    continue
-                pending: list[Any] = []
-                try:
-                    for item in source.frames():
-                        if isinstance(item, SourceProblem):
-                            self.report(str(item))
-                            self.problems += int(item.is_error)
-                            continue
-                        pending.append(item)
-                        if source.live or len(pending) >= batch:
-                            self.process(pending, progress)
-                        if self.stop:
-                            break
-                    self.process(pending, progress)
-                finally:
-                    self.dropped += source.dropped
-                    self.sinks.source_finished(source.name)
-        finally:
-            progress.close()
-
-
-def _summary(runner: Runner, wall: float, interrupted: bool) -> str:
-    fps = runner.frames / wall if wall > 0 else 0.0
+def _summary(service: Any, problems: int, wall: float, interrupted: bool) -> str:
+    fps = service.frames / wall if wall > 0 else 0.0
+    dropped = sum(r.stats.dropped for r in service.readers)
     head = (
-        f"{'interrupted: ' if interrupted else ''}{runner.frames} frames, {runner.detections} detections, "
-        f"{runner.dropped} dropped, {runner.problems} inputs skipped, {wall:.2f} s, {fps:.2f} FPS"
+        f"{'interrupted: ' if interrupted else ''}{service.frames} frames, {service.detections} detections, "
+        f"{dropped} dropped, {problems} inputs skipped, {wall:.2f} s, {fps:.2f} FPS"
     )
-    summary = runner.times.summary(STAGES)
-    return head + ("\n" + format_table(summary) if summary else "")
+    summary = service.times.summary(STAGES)
+    parts = [head]
+    if summary:
+        parts.append(format_table(summary))
+    parts.append("\n".join(service.summary_rows()))
+    return "\n".join(parts)
+
+
+class _StopOnSignal:
+    """SIGTERM/SIGINT ask the service to stop after the batch in flight; a second one is Ctrl-C."""
+
+    def __init__(self, service: Any) -> None:
+        self.service = service
+        self.signalled = False
+        self.previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signalled:
+            raise KeyboardInterrupt
+        self.signalled = True
+        report(f"stopping ({signal.Signals(signum).name}): finishing the batch in flight, closing outputs")
+        self.service.request_stop()
+
+    def __enter__(self) -> _StopOnSignal:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self.previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+def _progress(plan: Any, args: argparse.Namespace) -> Any:
+    """A frame bar for file-only runs (a live run has no end to count towards)."""
+    from tqdm import tqdm
+
+    if args.no_progress or any(r.live is not None for r in plan.readers) or not plan.readers:
+        return None
+    totals = [src.total for r in plan.readers for _, src in r.files]
+    total = sum(totals) if all(totals) else None
+    return tqdm(total=total, unit="frame", disable=None, file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:
     _quiet_opencv()
     from ..detector import Detector
-    from ..sources import open_sources
+    from ..service.build import build_service, plan_run
 
     if args.show and (why := _display_available()):
         raise UsageError(f"--show: {why}")
-    classes = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None
-    detector = Detector.open(
-        args.model,
-        backend=args.backend,
-        device=args.device,
-        threads=args.threads,
-        score_threshold=args.score,
-        classes=classes,
-    )
-    print(
-        f"model {args.model}: {detector.config.architecture}, backend {detector.backend.name}",
-        file=sys.stderr,
-    )
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    plan = plan_run(args)  # every argument and the fleet file checked before the model loads
+    detector = Detector.open(args.model, backend=args.backend, device=args.device, threads=args.threads)
+    try:
+        report(f"model {args.model}: {detector.config.architecture}, backend {detector.backend.name}")
+        for line in plan.notes:
+            report(line)
+        service = build_service(plan, detector, report)
+    except BaseException:
+        detector.close()
+        raise
+    progress = _progress(plan, args)
+    service.on_frame = _frame_hook(service, progress, args.show)
+    service.annotate_all = args.show
     interrupted = False
     start = time.perf_counter()
-    runner = None
     try:
-        with _make_sinks(args) as sinks:
-            runner = Runner(args, detector, sinks)
-            runner.run(open_sources(args.source))
+        with service.opened(), _StopOnSignal(service) as stopper:
+            service.run()
+        interrupted = stopper.signalled
     except KeyboardInterrupt:
         interrupted = True
     except EdgercnnError as exc:
         exc.exit_code = 1  # failed mid-run: the outputs opened so far were closed properly
         raise
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if progress is not None:
+            progress.close()
         detector.close()
-    if runner is None:
-        return 130 if interrupted else 1
-    print(_summary(runner, time.perf_counter() - start, interrupted), file=sys.stderr)
-    if args.out is not None:
-        print(f"outputs in {args.out}", file=sys.stderr)
+    print(
+        _summary(service, plan.problems + service.problems(), time.perf_counter() - start, interrupted),
+        file=sys.stderr,
+    )
+    if plan.folder is not None:
+        print(f"outputs in {plan.folder}", file=sys.stderr)
     if interrupted:
         return 130
-    return 0 if runner.frames > 0 else 1
+    failed = service.failed()
+    if failed:
+        names = ", ".join(f"{r.stream} ({r.stats.last_error})" for r in failed)
+        print(f"error: {len(failed)} stream(s) failed for good: {names}", file=sys.stderr)
+        return 1
+    return 0 if service.frames > 0 else 1
+
+
+def _frame_hook(service: Any, progress: Any, show: bool) -> Any:
+    """Per written frame: advance the bar; show the window (q or Esc stops the run)."""
+    if progress is None and not show:
+        return None
+
+    def hook(frame: Any, dets: Any, annotated: Any) -> None:
+        if progress is not None:
+            progress.update(1)
+        if show and annotated is not None:
+            import cv2
+
+            cv2.imshow("edgercnn", annotated)
+            if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
+                service.request_stop()
+
+    return hook

@@ -50,7 +50,10 @@ def test_run_end_to_end_writes_outputs_that_match_the_detector(tiny_model, tmp_p
     records = [json.loads(line) for line in (out / "detections.jsonl").read_text().splitlines()]
     assert len(records) == 7
     detector = Detector.open(tiny_model, score_threshold=0.3, classes=["car", "plate"])
-    for record in records[:3]:
+    stills = [r for r in records if r["source"].endswith(".jpg")]
+    clip = [r for r in records if r["source"].endswith(".avi")]
+    assert len(stills) == 3 and {r["stream"] for r in stills} == {"img0", "img1", "img2"}
+    for record in stills:
         image = cv2.imread(record["source"])
         (expected,) = detector.detect([image])
         assert [d["name"] for d in record["detections"]] == expected.label_names
@@ -58,7 +61,7 @@ def test_run_end_to_end_writes_outputs_that_match_the_detector(tiny_model, tmp_p
         assert all(d["score"] >= 0.3 for d in record["detections"])
         got = np.array([d["box"] for d in record["detections"]]).reshape(-1, 4)
         np.testing.assert_allclose(got, expected.boxes, atol=0.01)
-    assert [r["frame"] for r in records[3:]] == [0, 1, 2, 3]
+    assert [r["frame"] for r in clip] == [0, 1, 2, 3]  # the video's frames in order, beside the images
     assert sorted(p.name for p in (out / "images").iterdir()) == sorted(images)
     cap = cv2.VideoCapture(str(out / "videos" / "clip.annotated.mp4"))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 4

@@ -11,6 +11,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from edgercnn.runtime.service.options import ReconnectPolicy
+from edgercnn.runtime.service.readers import Board, LiveReader, StreamState
 from edgercnn.runtime.sources import (
     Frame,
     ImageConversionError,
@@ -22,11 +24,41 @@ from edgercnn.runtime.sources import (
 )
 
 
+def _read_live(spec: str, opener=None, take_every_s: float = 0.0) -> tuple[list[Frame], LiveReader]:
+    """A live reader that gives up after one failed open; frames taken off its board as they come."""
+    board = Board()
+    lines: list[str] = []
+    kwargs = {} if opener is None else {"opener": opener}
+    reader = LiveReader("cam", spec, ReconnectPolicy(attempts=1, stall_s=5.0), board, lines.append, **kwargs)
+    reader.start()
+    taken: list[Frame] = []
+    while True:
+        with board.cond:
+            frames, _ = board.take(1, ["cam"])
+            if not frames and (reader.finished or reader.stats.state is StreamState.RECONNECTING):
+                break
+            if not frames:
+                board.cond.wait(0.05)
+        taken.extend(frames)
+        if frames and take_every_s:
+            time.sleep(take_every_s)
+    reader.stop()
+    reader.join(10)
+    reader.lines = lines
+    return taken, reader
+
+
 def _collect(specs: list[str]) -> tuple[list[Frame], list[SourceProblem]]:
     frames, problems = [], []
     for src in open_sources(specs):
         if isinstance(src, SourceProblem):
             problems.append(src)
+            continue
+        if isinstance(src, LiveSource):
+            got, reader = _read_live(src.spec)
+            frames.extend(got)
+            if reader.stats.state is StreamState.FAILED:
+                problems.append(SourceProblem(src.name, reader.stats.last_error))
             continue
         for item in src.frames():
             (problems if isinstance(item, SourceProblem) else frames).append(item)
@@ -136,17 +168,20 @@ def test_video_file_gives_every_frame_in_order(tmp_path):
     assert [int(f.image[0, 0, 0]) for f in frames] == pytest.approx([(i * 7) % 256 for i in range(12)], abs=3)
 
 
-def test_live_source_keeps_only_the_newest_frame_and_counts_drops(tmp_path):
+def test_live_reader_keeps_only_the_newest_frame_and_counts_drops(tmp_path):
     _write_video(tmp_path / "feed.avi", 60)
-    source = LiveSource(str(tmp_path / "feed.avi"))  # read as a stream: the reader never waits for us
-    taken = []
-    for item in source.frames():
-        assert isinstance(item, Frame) and item.live
-        taken.append(item.index)
-        time.sleep(0.02)  # a slow model
-    assert taken == sorted(set(taken))  # in order, never repeated
-    assert source.dropped > 0
-    assert len(taken) + source.dropped == 60  # every frame read was either processed or counted as dropped
+    captures = iter([cv2.VideoCapture(str(tmp_path / "feed.avi"))])  # read as a stream: it never waits
+
+    def opener(spec, timeout_s):
+        return next(captures, None) or cv2.VideoCapture()  # once; then a stream that cannot be opened
+
+    taken, reader = _read_live("feed", opener=opener, take_every_s=0.02)  # a slow model
+    indices = [f.index for f in taken]
+    assert all(f.live and f.stream == "cam" for f in taken)
+    assert indices == sorted(set(indices))  # in order, never repeated
+    assert reader.stats.dropped > 0
+    assert len(indices) + reader.stats.dropped == 60  # every frame read was either processed or counted as dropped
+    assert reader.stats.read == 60 and reader.stats.reconnects == 1  # the end of the feed is a lost stream
 
 
 def test_gstreamer_pipeline_without_gstreamer_support_is_one_clear_line():

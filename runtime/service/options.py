@@ -1,0 +1,114 @@
+"""What the service and each stream are told to do, validated once whether it came from flags or a file."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from ..errors import UsageError
+
+OUTPUT_KINDS = ("jsonl", "coco", "images", "video")
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    """One stream: a unique ``name`` (it names the stream's outputs), where it comes from, its filters.
+
+    ``score`` and ``classes`` of None use the service-wide values; ``outputs`` lists which of
+    ``OUTPUT_KINDS`` this stream writes.
+    """
+
+    name: str
+    url: str
+    score: float | None = None
+    classes: tuple[str, ...] | None = None
+    outputs: tuple[str, ...] = OUTPUT_KINDS
+
+
+@dataclass(frozen=True)
+class ReconnectPolicy:
+    """How a live stream that ends, errors or stalls is reopened.
+
+    Defaults suit RTSP cameras: a first retry after half a second, doubling to at most 3 s (so a
+    camera that comes back is read again within a few seconds), forever (``attempts`` 0) because a
+    camera that reboots for ten minutes should still be read when it returns. ``stall_s``: a
+    stream that delivers nothing for this long is treated as lost (it is also the open timeout).
+    """
+
+    initial_s: float = 0.5
+    max_s: float = 3.0
+    factor: float = 2.0
+    attempts: int = 0  # consecutive failed opens before giving up; 0 = never give up
+    stall_s: float = 10.0
+
+    def delay(self, failures: int) -> float:
+        """Seconds to wait before the next try after ``failures`` consecutive failures (>= 1)."""
+        return min(self.max_s, self.initial_s * self.factor ** max(0, failures - 1))
+
+
+@dataclass(frozen=True)
+class ServiceOptions:
+    """Service-wide settings: batching deadline, reconnects, metrics endpoint, JSONL rotation."""
+
+    batch: int | None = None  # frames per inference call; None: the graph's batch, or one per stream
+    batch_timeout_s: float = 0.05  # longest a waiting frame is held for the others of its batch
+    reconnect: ReconnectPolicy = field(default_factory=ReconnectPolicy)
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = None  # None: no HTTP endpoint
+    rotate_mb: float | None = None
+    rotate_minutes: float | None = None
+    fps: float | None = None  # written videos' rate; None: each source's own rate
+
+
+def check_number(
+    value: object,
+    where: str,
+    *,
+    low: float,
+    high: float = math.inf,
+    integer: bool = False,
+    open_low: bool = False,
+) -> float:
+    """A finite number in range, or one ``UsageError`` line naming ``where``; bools are not numbers."""
+    kind = "an integer" if integer else "a number"
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or (integer and not isinstance(value, int))
+    ):
+        raise UsageError(f"{where}: must be {kind}, got {value!r}")
+    if not math.isfinite(value) or value < low or value > high or (open_low and value == low):
+        bound = f"> {low:g}" if open_low else f">= {low:g}"
+        bound += "" if high == math.inf else f" and <= {high:g}"
+        raise UsageError(f"{where}: must be {bound}, got {value!r}")
+    return value
+
+
+def check_score(value: object, where: str) -> float:
+    return check_number(value, where, low=0.0, high=1.0)
+
+
+def check_policy(policy: ReconnectPolicy, where: str) -> ReconnectPolicy:
+    check_number(policy.initial_s, f"{where}reconnect initial delay", low=0.0, open_low=True)
+    check_number(policy.max_s, f"{where}reconnect max delay", low=policy.initial_s)
+    check_number(policy.factor, f"{where}reconnect factor", low=1.0)
+    check_number(policy.attempts, f"{where}reconnect attempts", low=0, integer=True)
+    check_number(policy.stall_s, f"{where}stall timeout", low=0.0, open_low=True)
+    return policy
+
+
+def check_options(options: ServiceOptions, where: str = "") -> ServiceOptions:
+    """Every service-wide value in range; ``where`` prefixes messages (a fleet file's name)."""
+    if options.batch is not None:
+        check_number(options.batch, f"{where}batch", low=1, integer=True)
+    check_number(options.batch_timeout_s, f"{where}batch timeout", low=0.0)
+    check_policy(options.reconnect, where)
+    if options.metrics_port is not None:
+        check_number(options.metrics_port, f"{where}metrics port", low=0, high=65535, integer=True)
+    if options.rotate_mb is not None:
+        check_number(options.rotate_mb, f"{where}rotate size (MB)", low=0.0, open_low=True)
+    if options.rotate_minutes is not None:
+        check_number(options.rotate_minutes, f"{where}rotate interval (minutes)", low=0.0, open_low=True)
+    if options.fps is not None:
+        check_number(options.fps, f"{where}fps", low=0.0, high=1000.0, open_low=True)
+    return options
