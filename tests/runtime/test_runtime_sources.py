@@ -180,7 +180,7 @@ def test_live_reader_keeps_only_the_newest_frame_and_counts_drops(tmp_path):
     assert all(f.live and f.stream == "cam" for f in taken)
     assert indices == sorted(set(indices))  # in order, never repeated
     assert reader.stats.dropped > 0
-    assert len(indices) + reader.stats.dropped == 60  # every frame read was either processed or counted as dropped
+    assert len(indices) + reader.stats.dropped == 60  # each frame read: processed or counted
     assert reader.stats.read == 60 and reader.stats.reconnects == 1  # the end of the feed is a lost stream
 
 

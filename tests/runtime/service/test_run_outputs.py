@@ -118,7 +118,8 @@ DISK_FULL = """
 set -e
 mount -t tmpfs -o size={size} tmpfs {mnt}
 set +e
-{python} -c '{cli}' run --model {model} --source {video} --out {mnt}/out --no-progress --rle > {log}.out 2> {log}
+{python} -c '{cli}' run --model {model} --source {video} --out {mnt}/out --no-progress --rle \\
+  > {log}.out 2> {log}
 echo $? > {log}.rc
 cp -a {mnt}/out {copy}
 """
