@@ -83,6 +83,7 @@ def frame_record(frame: Frame, dets: Detections, with_masks: bool = False) -> di
         "source": frame.source,
         "frame": frame.index,
         "timestamp": round(frame.timestamp, 6),
+        "age_s": round(time.time() - frame.timestamp, 4),  # capture to result: how late this answer is
         "position_s": None if frame.position_s is None else round(frame.position_s, 4),
         "image_size": list(dets.image_size),
         "detections": dets.to_json(with_masks=with_masks),

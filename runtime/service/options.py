@@ -29,14 +29,14 @@ class StreamSpec:
 class ReconnectPolicy:
     """How a live stream that ends, errors or stalls is reopened.
 
-    Defaults suit RTSP cameras: a first retry after half a second, doubling to at most 3 s (so a
+    Defaults suit RTSP cameras: a first retry after half a second, doubling to at most 2 s (so a
     camera that comes back is read again within a few seconds), forever (``attempts`` 0) because a
     camera that reboots for ten minutes should still be read when it returns. ``stall_s``: a
     stream that delivers nothing for this long is treated as lost (it is also the open timeout).
     """
 
     initial_s: float = 0.5
-    max_s: float = 3.0
+    max_s: float = 2.0
     factor: float = 2.0
     attempts: int = 0  # consecutive failed opens before giving up; 0 = never give up
     stall_s: float = 10.0

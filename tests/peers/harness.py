@@ -48,11 +48,13 @@ class RtspServer:
         fps: int = 10,
         video: str | None = None,
         port: int | None = None,
+        passthrough: bool = False,
     ) -> None:
         self.mounts = mounts
         self.size = size
         self.fps = fps
         self.video = video
+        self.passthrough = passthrough
         self.port = port or free_port()
         self.proc: subprocess.Popen[str] | None = None
 
@@ -74,6 +76,8 @@ class RtspServer:
             cmd += ["--mount", mount]
         if self.video:
             cmd += ["--video", self.video]
+        if self.passthrough:
+            cmd += ["--passthrough"]
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
         env["PATH"] = "/usr/bin:/bin"
         self.proc = subprocess.Popen(

@@ -41,6 +41,14 @@ def video_launch(path: str, width: int, height: int, fps: int) -> str:
     )
 
 
+def passthrough_launch(path: str) -> str:
+    # an H.264 MP4 served as it is (no re-encoding: the server costs almost no CPU), paced by the
+    # server's clock; the file must be long enough for the run (benchmarks make a looped one)
+    return (
+        f"( filesrc location={path} ! qtdemux ! h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96 )"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, required=True)
@@ -48,6 +56,9 @@ def main() -> int:
     parser.add_argument("--size", default="320x240")
     parser.add_argument("--fps", type=int, default=10)
     parser.add_argument("--video", default=None, help="serve this video file instead of a test pattern")
+    parser.add_argument(
+        "--passthrough", action="store_true", help="serve --video (H.264 MP4) without re-encoding"
+    )
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.lower().split("x"))
     Gst.init(None)
@@ -58,7 +69,9 @@ def main() -> int:
     patterns = ["ball", "smpte", "snow", "circular", "pinwheel", "gamut"]
     for i, name in enumerate(args.mount or ["cam"]):
         factory = GstRtspServer.RTSPMediaFactory()
-        if args.video:
+        if args.video and args.passthrough:
+            factory.set_launch(passthrough_launch(args.video))
+        elif args.video:
             factory.set_launch(video_launch(args.video, width, height, args.fps))
         else:
             factory.set_launch(pattern_launch(width, height, args.fps, patterns[i % len(patterns)]))
