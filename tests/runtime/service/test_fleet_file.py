@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 from edgercnn.runtime.errors import UsageError
-from edgercnn.runtime.service.fleet import load_fleet
+from edgercnn.runtime.service.fleet import SERVICE_KEYS, load_fleet, parse_fleet
 from edgercnn.runtime.service.options import ReconnectPolicy
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.cli import verb
 from tests.runtime.service.helpers import dynamic_model, records, write_video
@@ -128,3 +130,37 @@ def test_a_fleet_stream_with_an_unknown_class_names_the_stream(tmp_path, capsys)
     assert verb("run")(["--model", str(model), "--fleet", str(fleet), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "stream gate: unknown class 'giraffe'" in err and "Traceback" not in err
+
+
+_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-10, 100_000),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=5),
+    st.lists(st.integers(0, 3), max_size=3),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    service=st.dictionaries(st.sampled_from([*SERVICE_KEYS, "bogus"]), _VALUES, max_size=4),
+    stream=st.dictionaries(
+        st.sampled_from(["name", "url", "score", "classes", "outputs", "x"]), _VALUES, max_size=4
+    ),
+)
+def test_any_fleet_document_parses_or_is_one_usage_line_naming_a_key(service, stream):
+    service = {k: v for k, v in service.items() if v is not None}
+    stream = {k: v for k, v in stream.items() if v is not None}
+    try:
+        fleet = parse_fleet({"service": service, "streams": [stream]}, "f.toml: ")
+    except UsageError as exc:
+        message = str(exc)
+        assert message.startswith("f.toml: ") and "\n" not in message
+        assert any(key in message for key in [*service, *stream, "streams", "reconnect"]), message
+        return
+    assert fleet.streams[0].url == stream["url"].strip()
+    options = fleet.options
+    assert options.batch is None or options.batch >= 1
+    assert 0 < options.reconnect.initial_s <= options.reconnect.max_s
+    assert options.reconnect.stall_s > 0 and options.batch_timeout_s >= 0
