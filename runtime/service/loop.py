@@ -137,11 +137,8 @@ class Service:
                 cond.wait(0.25)
             deadline = time.monotonic() + self.options.batch_timeout_s
             while not self.stopping and self.board.waiting() < self.batch:
-                missing = [
-                    r
-                    for r in self.readers
-                    if r.stats.state is StreamState.LIVE and not self.board.slots[r.stream].frames
-                ]
+                deadline = min(deadline, self._next_drop())
+                missing = [r for r in self.readers if self._due_before(r, deadline)]
                 remaining = deadline - time.monotonic()
                 if not missing or remaining <= 0:
                     break
@@ -150,6 +147,34 @@ class Service:
             start = self._turn % max(1, len(names))
             self._turn += 1
             return self.board.take(self.batch, names[start:] + names[:start])
+
+    def _next_drop(self) -> float:
+        """When a live stream already on the board will replace (drop) its waiting frame: waiting
+        for a late stream past that point would cost a frame to gain one."""
+        due = [
+            r.stats.last_frame_at + r.stats.interval - 0.005
+            for r in self.readers
+            if r.live
+            and self.board.slots[r.stream].frames
+            and r.stats.last_frame_at is not None
+            and r.stats.interval is not None
+        ]
+        return min(due, default=float("inf"))
+
+    def _due_before(self, reader: Reader, deadline: float) -> bool:
+        """Worth waiting for: delivering, nothing on the board yet, its next frame due by ``deadline``.
+
+        A stream slower than the deadline (2 fps beside 25 fps) is not waited for, so it never
+        lowers a faster stream's rate; it joins whichever batch its frame arrives in time for.
+        """
+        stats = reader.stats
+        if stats.state is not StreamState.LIVE or self.board.slots[reader.stream].frames:
+            return False
+        if not reader.live:
+            return True  # a file reader refills at once unless it has ended
+        if stats.last_frame_at is None or stats.interval is None:
+            return False
+        return stats.last_frame_at + stats.interval <= deadline + 0.005
 
     def _process(self, frames: list[Frame]) -> None:
         from ..draw import annotate

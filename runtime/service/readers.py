@@ -52,6 +52,7 @@ class ReaderStats:
     problems: int = 0
     state: StreamState = StreamState.CONNECTING
     last_frame_at: float | None = None  # time.monotonic() of the newest frame posted
+    interval: float | None = None  # smoothed seconds between frames: when the next one is due
     last_error: str = ""
     down_since: float | None = None
 
@@ -154,8 +155,13 @@ class Reader(threading.Thread):
 
     def _post(self, frame: Frame) -> bool:
         with self.board.cond:
-            self.stats.read += 1
-            self.stats.last_frame_at = time.monotonic()
+            now = time.monotonic()
+            stats = self.stats
+            if stats.last_frame_at is not None:
+                gap = now - stats.last_frame_at
+                stats.interval = gap if stats.interval is None else 0.8 * stats.interval + 0.2 * gap
+            stats.read += 1
+            stats.last_frame_at = now
         dropped = self.board.post(self.stream, frame, self.stopping)
         if dropped:
             with self.board.cond:

@@ -125,3 +125,17 @@ def test_jsonl_rotates_by_time_and_every_segment_is_valid(tmp_path):
     sink.close()
     assert len(sink.segments) >= 3
     assert [r["frame"] for s in sink.segments for r in records(s)] == list(range(6))
+
+
+def test_a_slow_stream_does_not_lower_a_fast_streams_rate():
+    board = Board()
+    fast = _Ticking("fast", board, 0.04, 50)  # 25 fps for 2 s
+    slow = _Ticking("slow", board, 0.5, 4)  # 2 fps
+    service, seen = _service([fast, slow], board, timeout_s=0.1, batch=2)
+    start = time.monotonic()
+    service.run()
+    elapsed = time.monotonic() - start
+    assert sum(b.count("fast") for b in seen) == 50
+    assert elapsed < 50 * 0.04 + 0.5, f"{elapsed:.2f} s for 2 s of fast frames: the slow stream held them"
+    waits = [b for b in seen if b == ["fast"]]
+    assert len(waits) >= 40  # most batches went without the slow stream, which joins only when it has a frame
