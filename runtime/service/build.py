@@ -251,21 +251,24 @@ def build_service(plan: RunPlan, detector: Any, report: Callable[[str], None]) -
             readers.append(FileReader(rp.name, rp.files, board, report, capacity=batch))
             for stream, _ in rp.files:
                 filters[stream] = chosen
-    outputs = StreamOutputs(plan.folder, plan.options, plan.with_masks, plan.kinds)
+    holder: list[RunningService] = []
+    metrics = server = None
+    if (
+        plan.options.metrics_port is not None
+    ):  # before any output exists: a taken port leaves no empty run folder
+        metrics = ServiceMetrics(readers, lambda: holder[0].progress())
+        server = MetricsServer(metrics, plan.options.metrics_host, plan.options.metrics_port)
+    try:
+        outputs = StreamOutputs(plan.folder, plan.options, plan.with_masks, plan.kinds)
+    except BaseException:
+        if server is not None:
+            server.close()
+        raise
     service = RunningService(
         detector, readers, board, filters, outputs, plan.options, batch, max_frames=plan.max_frames
     )
-    if plan.options.metrics_port is not None:
-        try:
-            service.metrics = ServiceMetrics(readers, service.progress)
-            service.metrics_server = MetricsServer(
-                service.metrics, plan.options.metrics_host, plan.options.metrics_port
-            )
-        except BaseException:
-            outputs.close()
-            raise
-        report(
-            f"metrics on {service.metrics_server.address}/metrics, health on "
-            f"{service.metrics_server.address}/healthz"
-        )
+    holder.append(service)
+    service.metrics, service.metrics_server = metrics, server
+    if server is not None:
+        report(f"metrics on {server.address}/metrics, health on {server.address}/healthz")
     return service

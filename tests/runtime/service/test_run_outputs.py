@@ -150,3 +150,32 @@ def test_disk_full_is_one_line_and_leaves_only_valid_files_under_final_names(mod
     else:  # the streamed results stop where the JSONL stopped, and are recoverable
         kept = recover_coco_partial(copy / "results.coco.json.partial")
         assert {r["image_id"] for r in kept} <= set(range(1, len(lines) + 1))
+
+
+def test_a_metrics_port_in_use_is_one_line_and_creates_no_outputs(model, tmp_path, capsys):
+    import socket
+
+    video = write_video(tmp_path / "clip.avi", 2)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = tmp_path / "out"
+        code = main(
+            [
+                "--model",
+                str(model),
+                "--source",
+                str(video),
+                "--out",
+                str(out),
+                "--metrics-port",
+                str(port),
+                "--no-progress",
+            ]
+        )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert (
+        code == 2 and f"--metrics-port {port}: cannot listen" in err[-1] and "Traceback" not in "\n".join(err)
+    )
+    assert not out.exists()
