@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import defaultdict, deque
 
 import numpy as np
 
 STAGES = ("decode", "preprocess", "infer", "postprocess", "sink")
 
 
-class StageTimes:
-    """Seconds per frame for each stage; summaries in ms (p50/p90/p99, mean)."""
+# Samples kept per stage: summaries cover the latest ones, so a service that runs for months at
+# 40 frames/s does not grow by half a gigabyte a day.
+MAX_SAMPLES = 100_000
 
-    def __init__(self) -> None:
-        self.samples: dict[str, list[float]] = defaultdict(list)
+
+class StageTimes:
+    """Seconds per frame for each stage (the newest ``max_samples``); summaries in ms (p50/p90/p99, mean)."""
+
+    def __init__(self, max_samples: int = MAX_SAMPLES) -> None:
+        self.samples: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=max_samples))
 
     def add(self, stage: str, seconds: float) -> None:
         self.samples[stage].append(seconds)

@@ -139,3 +139,13 @@ def test_a_slow_stream_does_not_lower_a_fast_streams_rate():
     assert elapsed < 50 * 0.04 + 0.5, f"{elapsed:.2f} s for 2 s of fast frames: the slow stream held them"
     waits = [b for b in seen if b == ["fast"]]
     assert len(waits) >= 40  # most batches went without the slow stream, which joins only when it has a frame
+
+
+def test_stage_times_keep_a_bounded_window_for_months_long_runs():
+    from edgercnn.runtime.stats import StageTimes
+
+    times = StageTimes(max_samples=100)
+    for i in range(1000):
+        times.add("infer", i / 1000)
+    summary = times.summary(("infer",))["infer"]
+    assert summary["n"] == 100 and summary["p50"] > 900  # the newest samples only
