@@ -26,10 +26,9 @@ import numpy as np
 
 from ...config import ModelConfig
 from ...errors import BackendError
-from ...files import sha256_file
 from ..base import BackendOptions, TensorSpec
 from .cuda import CudaDevice, CudaGraph, query_cuda_device
-from .plugins import import_tensorrt, load_plugin_library, resolve_plugin_library
+from .plugins import import_tensorrt, load_plugin_library, plugin_for_engine
 from .sidecar import DeviceEnvironment, check_sidecar, read_sidecar
 
 if TYPE_CHECKING:
@@ -189,14 +188,18 @@ class TensorRTBackend:
 
         self._logger: trt.ILogger = trt.Logger(trt.Logger.WARNING)
         sidecar = read_sidecar(model_path)
-        plugin = resolve_plugin_library(options.extra.get("plugin_lib"), sidecar, model_path)
-        load_plugin_library(self._logger, plugin)
+        checked = bool(options.extra.get("check_sidecar", True))
+        # Only a library the user named is loaded, and only once its bytes hash to the sidecar's.
+        plugin = plugin_for_engine(options.extra.get("plugin_lib"), sidecar, model_path)
+        plugin_sha = load_plugin_library(
+            self._logger, plugin, sidecar.engine.plugin_sha256 if checked else None
+        )
         engine_bytes = model_path.read_bytes()
-        if options.extra.get("check_sidecar", True):
+        if checked:
             device_env = DeviceEnvironment(
                 tensorrt_version=trt.__version__,
                 gpu=query_cuda_device(options.device_id),
-                plugin_sha256=sha256_file(plugin) if plugin is not None else None,
+                plugin_sha256=plugin_sha,
             )
             digest = hashlib.sha256(engine_bytes).hexdigest()
             for warning in check_sidecar(model_path, sidecar, device_env, engine_sha256=digest):

@@ -225,11 +225,12 @@ def _build_with_tensorrt(
     from .backend import dims_tuple
     from .calibrator import CacheFile, CalibrationFeed, make_calibrator
     from .cuda import CudaDevice
-    from .plugins import load_plugin_library
+    from .plugins import PluginChoice, load_plugin_library
     from .progress import PhaseBars, make_progress_monitor
 
     logger = trt.Logger(trt.Logger.WARNING)
-    load_plugin_library(logger, options.plugin_lib)
+    choice = PluginChoice(options.plugin_lib, "--plugin-lib") if options.plugin_lib else None
+    load_plugin_library(logger, choice, None)
     builder = trt.Builder(logger)
     flags = 0
     if strategy.typing == "strongly-typed" and hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED"):

@@ -16,11 +16,8 @@ from edgercnn.runtime.backends.tensorrt.backend import (
     check_batch,
     plan_buffers,
 )
-from edgercnn.runtime.backends.tensorrt.plugins import import_tensorrt, resolve_plugin_library
-from edgercnn.runtime.backends.tensorrt.sidecar import Sidecar
+from edgercnn.runtime.backends.tensorrt.plugins import import_tensorrt
 from edgercnn.runtime.errors import BackendError
-
-from tests.builders.engine_inputs import engine_info, model_config
 
 MASKRCNN_IO = [
     EngineTensor("images", True, "FLOAT", (-1, 3, 288, 384), (8, 3, 288, 384)),
@@ -101,31 +98,6 @@ def test_batches_beyond_the_profile_are_split() -> None:
     assert batch_chunks(5, None) == [(0, 5)]
     assert batch_chunks(8, 8) == [(0, 8)]
     assert batch_chunks(19, 8) == [(0, 8), (8, 16), (16, 19)]
-
-
-def _sidecar(plugin: str | None) -> Sidecar:
-    return Sidecar(model=model_config(), engine=engine_info(plugin_library=plugin))
-
-
-def test_plugin_library_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    explicit, env_lib, recorded = (tmp_path / n for n in ("a.so", "b.so", "c.so"))
-    for lib in (explicit, env_lib, recorded):
-        lib.write_bytes(b"\x7fELF")
-    engine = tmp_path / "m.engine"
-    monkeypatch.setenv("EDGERCNN_PLUGIN_LIB", str(env_lib))
-    assert resolve_plugin_library(explicit, _sidecar(str(recorded)), engine) == explicit
-    assert resolve_plugin_library(None, _sidecar(str(recorded)), engine) == env_lib
-    monkeypatch.delenv("EDGERCNN_PLUGIN_LIB")
-    assert resolve_plugin_library(None, _sidecar(str(recorded)), engine) == recorded
-    # recorded on the build machine under another folder: found beside the engine
-    assert resolve_plugin_library(None, _sidecar("/elsewhere/c.so"), engine) == recorded
-    assert resolve_plugin_library(None, _sidecar("/elsewhere/z.so"), engine) is None
-    assert resolve_plugin_library(None, _sidecar(None), engine) is None
-    with pytest.raises(BackendError, match=r"missing\.so: plugin library not found"):
-        resolve_plugin_library(tmp_path / "missing.so", _sidecar(None), engine)
-    monkeypatch.setenv("EDGERCNN_PLUGIN_LIB", str(tmp_path / "gone.so"))
-    with pytest.raises(BackendError, match=r"\$EDGERCNN_PLUGIN_LIB"):
-        resolve_plugin_library(None, _sidecar(None), engine)
 
 
 def test_a_stubs_only_tensorrt_counts_as_absent(monkeypatch: pytest.MonkeyPatch) -> None:
