@@ -3,8 +3,10 @@ checks, batch splitting, which plugin library is loaded, and TensorRT detection.
 
 from __future__ import annotations
 
+import ctypes
 import math
 import types
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -12,10 +14,12 @@ import pytest
 from edgercnn.runtime.backends.tensorrt import plugins as trt_plugins
 from edgercnn.runtime.backends.tensorrt.backend import (
     EngineTensor,
+    GraphReplay,
     batch_chunks,
     check_batch,
     plan_buffers,
 )
+from edgercnn.runtime.backends.tensorrt.cuda import CudaGraph
 from edgercnn.runtime.backends.tensorrt.plugins import import_tensorrt
 from edgercnn.runtime.errors import BackendError
 
@@ -112,3 +116,90 @@ def test_a_stubs_only_tensorrt_counts_as_absent(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(trt_plugins.importlib, "import_module", missing)
     with pytest.raises(BackendError, match="TensorRT is not installed"):
         import_tensorrt()
+
+
+class _FakeGraph:
+    def __init__(self) -> None:
+        self.launches = 0
+        self.destroyed = False
+
+    def launch(self, stream: object) -> None:
+        self.launches += 1
+
+    def destroy(self) -> None:
+        self.destroyed = True
+
+
+def test_cuda_graph_is_replayed_only_after_a_plain_run_at_the_current_shape(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    graphs: list[_FakeGraph] = []
+    runs: list[str] = []
+
+    def capture(stream: object, enqueue: Callable[[], None]) -> _FakeGraph:
+        enqueue()  # recorded into the graph, not run
+        graphs.append(_FakeGraph())
+        return graphs[-1]
+
+    replay = GraphReplay(True, "m.engine", capture)  # type: ignore[arg-type]
+    stream = object()
+
+    def frame() -> str:
+        return replay.run(stream, lambda: runs.append("enqueue"))  # type: ignore[arg-type]
+
+    assert [frame(), frame(), frame()] == ["plain", "captured", "replayed"]
+    replay.shape_changed()  # batch 1 -> 4: the old graph must never be replayed again
+    assert graphs[0].destroyed
+    assert [frame(), frame(), frame()] == ["plain", "captured", "replayed"]
+    assert graphs[1].launches == 2 and graphs[0].launches == 2
+    assert GraphReplay(False, "m.engine", capture).run(stream, lambda: None) == "plain"  # type: ignore[arg-type]
+    assert capsys.readouterr().err == ""
+
+
+def test_refused_cuda_graph_capture_falls_back_to_plain_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    runs: list[str] = []
+    replay = GraphReplay(True, "m.engine", lambda stream, enqueue: None)
+    stream = object()
+    results = [replay.run(stream, lambda: runs.append("enqueue")) for _ in range(4)]  # type: ignore[arg-type]
+    assert results == ["plain"] * 4 and len(runs) == 4  # every frame still ran
+    assert replay.failed
+    assert capsys.readouterr().err.count("CUDA graph capture refused") == 1
+
+
+class _FakeDriver:
+    """The libcuda calls CudaGraph.capture makes; a graph handle comes back from EndCapture."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def cuStreamBeginCapture_v2(self, stream: object, mode: int) -> int:
+        self.calls.append("begin")
+        return 0
+
+    def cuStreamEndCapture(self, stream: object, graph_ref: object) -> int:
+        self.calls.append("end")
+        ctypes.cast(graph_ref, ctypes.POINTER(ctypes.c_void_p))[0] = 1234
+        return 0
+
+    def cuGraphDestroy(self, graph: object) -> int:
+        self.calls.append("destroy")
+        return 0
+
+    def cuGraphInstantiateWithFlags(self, exec_ref: object, graph: object, flags: object) -> int:
+        self.calls.append("instantiate")
+        return 0
+
+
+def test_capture_refused_by_tensorrt_ends_the_capture_and_returns_none() -> None:
+    """execute_async_v3 returning False inside the capture used to escape as an exception."""
+    driver = _FakeDriver()
+    stream = types.SimpleNamespace(handle=7)
+
+    def refused() -> None:
+        raise BackendError("m.engine: execute_async_v3 failed (see TensorRT's log above)")
+
+    assert CudaGraph.capture(stream, refused, lib=driver) is None  # type: ignore[arg-type]
+    assert driver.calls == ["begin", "end", "destroy"]
+    driver.calls.clear()
+    assert CudaGraph.capture(stream, lambda: None, lib=driver) is not None  # type: ignore[arg-type]
+    assert driver.calls == ["begin", "end", "instantiate"]
