@@ -59,7 +59,7 @@ def test_cmake_builds_cpu_and_cuda_kernel_libraries(cmake_build):
     kernels = build / "libedgercnn_kernels.so"
     assert kernels.is_file()
     lib = ctypes.CDLL(str(kernels))  # loads without a GPU: cudart resolves the driver lazily
-    assert lib.edgercnn_cuda_api_version() == 1
+    assert lib.edgercnn_cuda_api_version() == 2
     for symbol in (
         "edgercnn_cuda_multi_level_roi_align",
         "edgercnn_cuda_batched_nms",
@@ -122,6 +122,52 @@ def test_cuda_library_links_one_shared_cuda_runtime(cmake_build):
     ]
     assert defined_runtime == [], defined_runtime[:5]  # every CUDA runtime call is imported
     assert any(" U cudaGetLastError" in line for line in symbols)
+
+
+@pytest.mark.nvcc
+def test_nms_workspace_size_is_unknown_not_too_small_when_cub_cannot_size_its_sort(cmake_build):
+    """cub's size query asks the device; its error used to be ignored, leaving a workspace with no
+    room for the sort. Without a GPU the query fails: the size must be SIZE_MAX (unknown), and the
+    kernel entry point must refuse rather than run."""
+    build, _ = cmake_build
+    kernels = build / "libedgercnn_kernels.so"
+    if NVCC is None or not kernels.is_file():
+        pytest.skip("nvcc not on PATH: no CUDA library built")
+    lib = ctypes.CDLL(str(kernels))
+    size = lib.edgercnn_cuda_batched_nms_workspace_size
+    size.restype = ctypes.c_size_t
+    size.argtypes = [ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, ctypes.c_int32]
+    size_max = 2 ** (8 * ctypes.sizeof(ctypes.c_size_t)) - 1
+    assert size(-1, 100, -1, 0) == size_max  # invalid sizes: unknown as well
+    if torch.cuda.is_available():
+        assert 0 < size(2, 5000, -1, 0) < size_max
+        return
+    assert size(1, 100, -1, 0) == size_max
+    nms = lib.edgercnn_cuda_batched_nms
+    nms.restype = ctypes.c_int
+    vp = ctypes.c_void_p
+    i64 = ctypes.c_int64
+    nms.argtypes = [
+        ctypes.c_int32,
+        ctypes.c_int32,
+        vp,
+        vp,
+        vp,
+        i64,
+        i64,
+        ctypes.c_double,
+        ctypes.c_float,
+        i64,
+        i64,
+        vp,
+        vp,
+        vp,
+        ctypes.c_size_t,
+        ctypes.c_int32,
+        vp,
+    ]
+    status = nms(0, 0, None, None, None, 1, 100, 0.5, 0.0, 10, -1, None, None, None, 1 << 30, 0, None)
+    assert status == -4
 
 
 def test_cmake_built_cpu_library_matches_torchvision_nms(cmake_build):
