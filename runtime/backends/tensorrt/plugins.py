@@ -86,7 +86,7 @@ def plugin_for_engine(
         raise BackendError(
             f"{engine_path}: the engine needs the edgercnn plugin library it was built with ({recorded}); "
             f"plugin libraries load only from --plugin-lib, ${PLUGIN_ENV} or {PROJECT_BUILD_DIR}, never "
-            "from the engine's sidecar: pass --plugin-lib"
+            f"from the engine's sidecar: pass --plugin-lib or set {PLUGIN_ENV}"
         )
     return choice
 

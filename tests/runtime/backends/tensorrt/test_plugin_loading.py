@@ -104,7 +104,7 @@ def test_sidecar_naming_a_library_beside_the_engine_never_loads_it(
         TensorRTBackend(engine, config, BackendOptions(device="tensorrt"))
     message = str(refused.value)
     assert "\n" not in message
-    assert "never from the engine's sidecar: pass --plugin-lib" in message
+    assert "never from the engine's sidecar: pass --plugin-lib or set EDGERCNN_PLUGIN_LIB" in message
     assert str(engine) in message
     assert not marker.exists()
 
