@@ -112,7 +112,8 @@ def sigint_cancels(bars: PhaseBars) -> Iterator[None]:
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        # None: the previous handler was installed outside Python; the default is the closest
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
 
 
 def build_cancellable(bars: PhaseBars, build: Callable[[], T], what: str) -> T:
