@@ -21,7 +21,8 @@ from edgercnn.runtime.errors import EdgercnnError
 
 SOURCE_DIR = Path(__file__).resolve().parent / "src"
 LIB_NAME = "libedgercnn_kernels.so"
-API_VERSION = 1
+API_VERSION = 2  # EDGERCNN_CUDA_API_VERSION in src/common/edgercnn_cuda_api.h
+SIZE_MAX = 2 ** (8 * ctypes.sizeof(ctypes.c_size_t)) - 1
 FLOAT32, FLOAT16 = 0, 1
 INT64, INT32 = 0, 1
 NMS_AUTO, NMS_BITMASK, NMS_GREEDY = 0, 1, 2
@@ -101,12 +102,16 @@ class CudaKernels:
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or find_library()
         self._lib = ctypes.CDLL(str(self.path))
-        if self._lib.edgercnn_cuda_api_version() != API_VERSION:
-            raise CudaKernelsError(f"{self.path}: unexpected CUDA kernel API version")
+        found = self._lib.edgercnn_cuda_api_version()
+        if found != API_VERSION:
+            raise CudaKernelsError(
+                f"{self.path}: CUDA kernel API version {found}, needed {API_VERSION}: rebuild plugins/"
+            )
         i32, i64, f32, vp = ctypes.c_int32, ctypes.c_int64, ctypes.c_float, ctypes.c_void_p
         roi = self._lib.edgercnn_cuda_multi_level_roi_align
         roi.restype = ctypes.c_int
         roi.argtypes = [
+            i32,
             i32,
             vp,
             ctypes.POINTER(vp),
@@ -166,9 +171,12 @@ class CudaKernels:
         canonical_level: int = 4,
         eps: float = 1e-6,
     ) -> torch.Tensor:
-        """CUDA rois ``[N, R, 4]``, features ``[N, C, H_l, W_l]`` (one dtype) -> ``[N, R, C, oh, ow]``."""
+        """CUDA rois ``[N, R, 4]`` (float32 or float16, kept as given: the TensorRT plugin always
+        passes float32), features ``[N, C, H_l, W_l]`` (one dtype) -> ``[N, R, C, oh, ow]``."""
         feats = [f.contiguous() for f in features]
-        rois = rois.contiguous().to(feats[0].dtype)
+        rois = rois.contiguous()
+        if rois.dtype not in (torch.float32, torch.float16):
+            rois = rois.float()
         n, r, _ = rois.shape
         c = feats[0].shape[1]
         out = torch.empty((n, r, c, *output_size), dtype=feats[0].dtype, device=feats[0].device)
@@ -180,6 +188,7 @@ class CudaKernels:
         dtype = FLOAT16 if feats[0].dtype == torch.float16 else FLOAT32
         status = self._lib.edgercnn_cuda_multi_level_roi_align(
             dtype,
+            FLOAT16 if rois.dtype == torch.float16 else FLOAT32,
             _ptr(rois),
             ptrs,
             levels,
@@ -205,7 +214,14 @@ class CudaKernels:
         return out
 
     def nms_workspace(self, batch: int, boxes: int, pre_nms_top_n: int, algorithm: int) -> int:
-        return int(self._lib.edgercnn_cuda_batched_nms_workspace_size(batch, boxes, pre_nms_top_n, algorithm))
+        """Workspace bytes; refuses where the library cannot know them (cub's size query failed)."""
+        size = int(self._lib.edgercnn_cuda_batched_nms_workspace_size(batch, boxes, pre_nms_top_n, algorithm))
+        if size == SIZE_MAX:
+            raise CudaKernelsError(
+                f"{self.path}: NMS workspace size unknown for batch {batch}, {boxes} boxes (bad sizes, or "
+                "cub could not query the device)"
+            )
+        return size
 
     def batched_nms(
         self,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -39,7 +40,7 @@ def cmake_build(tmp_path_factory) -> tuple[Path, str]:
     if NVCC is None:
         args.append("-DEDGERCNN_CPU_ONLY=ON")
     else:
-        args += ["-DCMAKE_CUDA_ARCHITECTURES=87", f"-DCMAKE_CUDA_COMPILER={NVCC}"]
+        args += ["-DEDGERCNN_CUDA_ARCHITECTURES=87", f"-DCMAKE_CUDA_COMPILER={NVCC}"]
     env_root = os.environ.get("TENSORRT_ROOT")
     if env_root:
         args.append(f"-DTENSORRT_ROOT={env_root}")
@@ -58,7 +59,7 @@ def test_cmake_builds_cpu_and_cuda_kernel_libraries(cmake_build):
     kernels = build / "libedgercnn_kernels.so"
     assert kernels.is_file()
     lib = ctypes.CDLL(str(kernels))  # loads without a GPU: cudart resolves the driver lazily
-    assert lib.edgercnn_cuda_api_version() == 1
+    assert lib.edgercnn_cuda_api_version() == 2
     for symbol in (
         "edgercnn_cuda_multi_level_roi_align",
         "edgercnn_cuda_batched_nms",
@@ -69,6 +70,104 @@ def test_cmake_builds_cpu_and_cuda_kernel_libraries(cmake_build):
         assert "plugin library edgercnn_plugins will be built" in log
     else:
         assert "TensorRT plugin wrappers (edgercnn_plugins) are SKIPPED" in " ".join(log.split())
+
+
+def _archs(log: str) -> str:
+    found = re.findall(r"edgercnn_kernels will be built \(archs: ([^)]*)\)", log)
+    assert len(found) == 1, log[-2000:]
+    return found[0]
+
+
+@pytest.mark.nvcc
+def test_reconfiguring_keeps_the_projects_cuda_architectures(tmp_path):
+    """CMake caches the compiler's default architecture at the first configure (75 with CUDA 13,
+    sm_52 with JetPack's CUDA 12); a re-configure must not take it for the user's choice."""
+    if CMAKE is None or NVCC is None:
+        pytest.skip("cmake or nvcc not on PATH")
+    build = tmp_path / "b"
+
+    def configure(*extra: str) -> str:
+        done = run([CMAKE, "-S", str(PLUGINS), "-B", str(build), f"-DCMAKE_CUDA_COMPILER={NVCC}", *extra])
+        return _archs(done.stdout + done.stderr)
+
+    default = configure()
+    assert "87" in default.split(";") and "75" in default.split(";")
+    assert configure() == default  # used to print 'archs: 75'
+    assert configure("-DCMAKE_CUDA_ARCHITECTURES=87") == "87"  # the user's -D still counts
+    assert configure() == "87"
+    assert configure("-DEDGERCNN_CUDA_ARCHITECTURES=90") == "90"
+    assert configure("-DEDGERCNN_CUDA_ARCHITECTURES=") == default
+    refused = subprocess.run(
+        [CMAKE, "-S", str(PLUGINS), "-B", str(build), "-DEDGERCNN_CUDA_ARCHITECTURES=52"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert refused.returncode != 0
+    assert "below sm_70" in " ".join(refused.stderr.split())
+
+
+@pytest.mark.nvcc
+def test_cuda_library_links_one_shared_cuda_runtime(cmake_build):
+    """Static cudart (CMake's default for CUDA targets) plus CUDA::cudart gave two runtimes."""
+    build, _ = cmake_build
+    kernels = build / "libedgercnn_kernels.so"
+    if NVCC is None or not kernels.is_file():
+        pytest.skip("nvcc not on PATH: no CUDA library built")
+    needed = run(["readelf", "-d", str(kernels)]).stdout
+    assert re.search(r"NEEDED.*\[libcudart\.so\.\d+\]", needed), needed
+    symbols = run(["nm", str(kernels)]).stdout.splitlines()
+    defined_runtime = [
+        line for line in symbols if re.match(r"^[0-9a-f]+ [tTwW] _*cuda[A-Z]\w*$", line.strip())
+    ]
+    assert defined_runtime == [], defined_runtime[:5]  # every CUDA runtime call is imported
+    assert any(" U cudaGetLastError" in line for line in symbols)
+
+
+@pytest.mark.nvcc
+def test_nms_workspace_size_is_unknown_not_too_small_when_cub_cannot_size_its_sort(cmake_build):
+    """cub's size query asks the device; its error used to be ignored, leaving a workspace with no
+    room for the sort. Without a GPU the query fails: the size must be SIZE_MAX (unknown), and the
+    kernel entry point must refuse rather than run."""
+    build, _ = cmake_build
+    kernels = build / "libedgercnn_kernels.so"
+    if NVCC is None or not kernels.is_file():
+        pytest.skip("nvcc not on PATH: no CUDA library built")
+    lib = ctypes.CDLL(str(kernels))
+    size = lib.edgercnn_cuda_batched_nms_workspace_size
+    size.restype = ctypes.c_size_t
+    size.argtypes = [ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, ctypes.c_int32]
+    size_max = 2 ** (8 * ctypes.sizeof(ctypes.c_size_t)) - 1
+    assert size(-1, 100, -1, 0) == size_max  # invalid sizes: unknown as well
+    if torch.cuda.is_available():
+        assert 0 < size(2, 5000, -1, 0) < size_max
+        return
+    assert size(1, 100, -1, 0) == size_max
+    nms = lib.edgercnn_cuda_batched_nms
+    nms.restype = ctypes.c_int
+    vp = ctypes.c_void_p
+    i64 = ctypes.c_int64
+    nms.argtypes = [
+        ctypes.c_int32,
+        ctypes.c_int32,
+        vp,
+        vp,
+        vp,
+        i64,
+        i64,
+        ctypes.c_double,
+        ctypes.c_float,
+        i64,
+        i64,
+        vp,
+        vp,
+        vp,
+        ctypes.c_size_t,
+        ctypes.c_int32,
+        vp,
+    ]
+    status = nms(0, 0, None, None, None, 1, 100, 0.5, 0.0, 10, -1, None, None, None, 1 << 30, 0, None)
+    assert status == -4
 
 
 def test_cmake_built_cpu_library_matches_torchvision_nms(cmake_build):

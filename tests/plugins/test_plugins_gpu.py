@@ -168,3 +168,35 @@ def test_cuda_batched_nms_empty_and_no_candidates_give_padding(cuda):
         5,
     )
     assert count.tolist() == [0] and bool((keep == -1).all())
+
+
+def test_cuda_roi_align_half_features_with_float32_rois_as_the_tensorrt_plugin_runs_it(cuda):
+    """The plugin keeps RoIs FP32 under --precision fp16; only the features (and output) are HALF:
+    the kernel reads FP32 RoIs next to HALF features, within 4e-3 of torchvision on the same inputs."""
+    features = [f.half() for f in to_cuda(make_features(4, 2, 16, seed=11))]
+    rois = make_rois(2, 100, seed=12).cuda()
+    assert rois.dtype == torch.float32
+    got = cuda.multi_level_roi_align(rois, features, (7, 7), SCALES[:4], 2, False)
+    assert got.dtype == torch.float16
+    expected = level_reference(rois, [f.float() for f in features], 7, 2, False, 0)
+    torch.testing.assert_close(got.float(), expected, rtol=0, atol=4e-3)
+
+
+def test_cuda_roi_align_bounds_match_the_cpu_kernels(cuda):
+    """Non-finite RoIs end (bounded grid) with zeros, an empty level reads nothing: the same
+    shared arithmetic as tests/plugins/test_plugins_bounds.py, on the device."""
+    from edgercnn.runtime.plugin_ops import load_cpu_kernels
+
+    features = make_features(4, 1, 3, seed=13)
+    features[2] = torch.zeros(1, 3, 0, features[2].shape[3])
+    rois = make_rois(1, 40, seed=14)
+    rois[0, :3] = torch.tensor(
+        [[0, 0, float("inf"), float("inf")], [float("nan"), 0, 9, 9], [0, 0, 1e30, 1e30]]
+    )
+    cpu = load_cpu_kernels().multi_level_roi_align(
+        rois.numpy(), [f.numpy() for f in features], 7, 7, SCALES[:4], 0, False
+    )
+    got = cuda.multi_level_roi_align(rois.cuda(), to_cuda(features), (7, 7), SCALES[:4], 0, False)
+    torch.cuda.synchronize()
+    assert torch.isfinite(got).all() and not got[0, :3].any()
+    torch.testing.assert_close(got.cpu(), torch.from_numpy(cpu), rtol=0, atol=1e-5)

@@ -90,11 +90,19 @@ def cpp_number(text: str) -> float:
     return float(text.rstrip("f"))
 
 
+# Build-time state a plugin serializes into the engine after the contract's attributes; never an
+# ONNX attribute, so not in getFieldNames(): the NMS workspace profile (plugins/README.md section 5).
+ENGINE_STATE_FIELDS = {
+    "EdgeRCNN_BatchedNMS": ["workspace_max_batch", "workspace_min_boxes", "workspace_max_boxes"],
+}
+
+
 def check_cpp_plugin(op: PluginOp, cpp: dict[str, Any]) -> None:
     fields = [(name, cpp_type(kind, length)) for name, kind, length in cpp["fields"]]
     assert fields == [(a.name, a.type) for a in op.attributes], f"{op.name}: getFieldNames()"
-    assert cpp["serialized"] == list(op.attribute_names), f"{op.name}: getFieldsToSerialize()"
-    assert cpp["parsed"] == set(op.attribute_names), f"{op.name}: createPlugin() reads"
+    state = ENGINE_STATE_FIELDS.get(op.name, [])
+    assert cpp["serialized"] == [*op.attribute_names, *state], f"{op.name}: getFieldsToSerialize()"
+    assert cpp["parsed"] == set(op.attribute_names) | set(state), f"{op.name}: createPlugin() reads"
     for name, default in op.defaults.items():
         assert cpp_number(cpp["defaults"][name]) == pytest.approx(default), f"{op.name}.{name} default"
 

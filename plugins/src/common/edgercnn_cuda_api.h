@@ -2,7 +2,8 @@
 // device pointers out, everything enqueued on the given stream. Used by the TensorRT plugins and,
 // through ctypes on torch CUDA tensors, by the tests and benchmarks without TensorRT.
 // Shapes and semantics: plugins/README.md. Return 0 (cudaSuccess) or a cudaError_t / negative
-// value (-1: invalid arguments, -2: workspace too small, -3: problem too large for the algorithm).
+// value (-1: invalid arguments, -2: workspace too small, -3: problem too large for the algorithm,
+// -4: the workspace size cannot be known because cub's size query failed).
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -13,7 +14,8 @@
 extern "C" {
 #endif
 
-#define EDGERCNN_CUDA_API_VERSION 1
+// 2: rois_dtype apart from the features' dtype; workspace size SIZE_MAX when it cannot be known.
+#define EDGERCNN_CUDA_API_VERSION 2
 
 enum EdgeRCNNDataType { EDGERCNN_FLOAT32 = 0, EDGERCNN_FLOAT16 = 1 };
 enum EdgeRCNNIndexType { EDGERCNN_INT64 = 0, EDGERCNN_INT32 = 1 };
@@ -25,9 +27,11 @@ enum EdgeRCNNNmsAlgorithm { EDGERCNN_NMS_AUTO = 0, EDGERCNN_NMS_BITMASK = 1, EDG
 
 int edgercnn_cuda_api_version(void);
 
-// rois [N, R, 4] and features[l] [N, C, heights[l], widths[l]] (host array of device pointers),
-// out [N, R, C, out_h, out_w]; all in `dtype`. spatial_scales is a host array of num_levels floats.
-int edgercnn_cuda_multi_level_roi_align(int32_t dtype, const void* rois, const void* const* features,
+// rois [N, R, 4] in `rois_dtype`, features[l] [N, C, heights[l], widths[l]] (host array of device
+// pointers) and out [N, R, C, out_h, out_w] in `dtype`. spatial_scales is a host array of num_levels
+// floats: powers of two, finest first, halving from one level to the next (-1 otherwise).
+int edgercnn_cuda_multi_level_roi_align(int32_t dtype, int32_t rois_dtype, const void* rois,
+                                        const void* const* features,
                                         int32_t num_levels, const int64_t* heights, const int64_t* widths,
                                         int64_t batch, int64_t num_rois, int64_t channels,
                                         const float* spatial_scales, int32_t out_h, int32_t out_w,
@@ -35,7 +39,8 @@ int edgercnn_cuda_multi_level_roi_align(int32_t dtype, const void* rois, const v
                                         int32_t canonical_scale, int32_t canonical_level, float eps, void* out,
                                         cudaStream_t stream);
 
-// Bytes of device workspace edgercnn_cuda_batched_nms needs for these sizes and algorithm.
+// Bytes of device workspace edgercnn_cuda_batched_nms needs for these sizes and algorithm; SIZE_MAX
+// when it cannot be known (invalid sizes, or cub's own size query failed, e.g. no usable device).
 size_t edgercnn_cuda_batched_nms_workspace_size(int64_t batch, int64_t num_boxes, int64_t pre_nms_top_n,
                                                 int32_t algorithm);
 

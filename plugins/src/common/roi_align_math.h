@@ -3,6 +3,9 @@
 // mapper (see plugins/README.md section 1), including the order of floating-point operations.
 #pragma once
 
+#include <climits>
+#include <cstdint>
+
 #include "edgercnn_hd.h"
 
 namespace edgercnn {
@@ -28,6 +31,46 @@ EDGERCNN_HD int roi_level_index(float x1, float y1, float x2, float y2, int k_mi
 // Level exponent k of a scale 1/2^k (scales are powers of two): round(-log2(scale)).
 EDGERCNN_HD int level_exponent(float spatial_scale) {
     return static_cast<int>(lroundf(-log2f(spatial_scale)));
+}
+
+// Upper bound of the adaptive sampling grid (sampling_ratio <= 0) per bin and axis. torchvision has
+// none: a huge RoI makes ceil(roi / out) samples per bin, and an infinite or NaN one an undefined
+// float-to-int cast (a loop of 2^31 samples on the GPU). 256 covers a 7-bin RoI of 7168 feature
+// pixels, far beyond a clipped RoI on any FPN level; beyond it the grid is clamped (documented in
+// plugins/README.md), and a NaN extent gives an empty grid (output 0).
+constexpr int kMaxSamplingGrid = 256;
+
+EDGERCNN_HD int adaptive_grid(float extent, int bins) {
+    const float g = ceilf(extent / static_cast<float>(bins));
+    if (!(g > 0.0f)) {
+        return 0;  // zero, negative or NaN: no samples (torchvision: no loop iterations)
+    }
+    return g < static_cast<float>(kMaxSamplingGrid) ? static_cast<int>(g) : kMaxSamplingGrid;
+}
+
+// The level table the fused kernels rely on: 1..max_levels levels whose scales are powers of two
+// (1/stride) in decreasing order with no gap (1/4, 1/8, 1/16, ...), since a RoI's level is its
+// exponent k minus k_min; sizes in [0, INT32_MAX] (an empty level, H or W = 0, is allowed and
+// samples as zeros). Returns nullptr or what is wrong.
+inline const char* level_table_error(int num_levels, int max_levels, const float* spatial_scales,
+                                     const int64_t* heights, const int64_t* widths) {
+    if (num_levels < 1 || num_levels > max_levels) {
+        return "1 to 5 levels expected";
+    }
+    for (int l = 0; l < num_levels; ++l) {
+        const float s = spatial_scales[l];
+        if (!(s > 0.0f) || !std::isfinite(s) || std::fabs(std::log2(s) - std::round(std::log2(s))) > 1e-3f) {
+            return "spatial_scales must be powers of two (1/stride)";
+        }
+        if (l > 0 && level_exponent(s) != level_exponent(spatial_scales[l - 1]) + 1) {
+            return "spatial_scales must halve from one level to the next (1/4, 1/8, ...: finest first, no gap)";
+        }
+        if (heights != nullptr && (heights[l] < 0 || heights[l] > INT32_MAX || widths[l] < 0 ||
+                                   widths[l] > INT32_MAX)) {
+            return "feature map height and width must be in [0, 2^31 - 1]";
+        }
+    }
+    return nullptr;
 }
 
 // Where the samples of one RoI lie on its level (torchvision roi_align's per-RoI set-up).
@@ -57,8 +100,8 @@ EDGERCNN_HD RoiAlignGeometry roi_align_geometry(float x1, float y1, float x2, fl
     }
     g.bin_h = roi_h / static_cast<float>(out_h);
     g.bin_w = roi_w / static_cast<float>(out_w);
-    g.grid_h = sampling_ratio > 0 ? sampling_ratio : static_cast<int>(ceilf(roi_h / static_cast<float>(out_h)));
-    g.grid_w = sampling_ratio > 0 ? sampling_ratio : static_cast<int>(ceilf(roi_w / static_cast<float>(out_w)));
+    g.grid_h = sampling_ratio > 0 ? sampling_ratio : adaptive_grid(roi_h, out_h);
+    g.grid_w = sampling_ratio > 0 ? sampling_ratio : adaptive_grid(roi_w, out_w);
     const int n = g.grid_h * g.grid_w;
     g.count = static_cast<float>(n > 1 ? n : 1);
     return g;
@@ -82,9 +125,11 @@ struct BilinearTap {
     float w4;
 };
 
-// Returns false when the sample lies outside [-1, H] x [-1, W] and contributes 0.
+// Returns false when the sample lies outside [-1, H] x [-1, W] (or is NaN), or the level is empty
+// (H or W = 0: torchvision would read index -1), and contributes 0.
 EDGERCNN_HD bool bilinear_tap(float y, float x, int height, int width, BilinearTap& t) {
-    if (y < -1.0f || y > static_cast<float>(height) || x < -1.0f || x > static_cast<float>(width)) {
+    if (height <= 0 || width <= 0 || !(y >= -1.0f && y <= static_cast<float>(height)) ||
+        !(x >= -1.0f && x <= static_cast<float>(width))) {
         return false;
     }
     if (y <= 0.0f) {

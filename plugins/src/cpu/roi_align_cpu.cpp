@@ -97,7 +97,7 @@ void pool_one_roi(const float* box, const LevelView& level, const float* image_f
                 float best = empty ? 0.0f : -FLT_MAX;
                 for (int y = hs; y < he; ++y) {
                     for (int x = ws; x < we; ++x) {
-                        const float v = f[y * w + x];
+                        const float v = f[static_cast<int64_t>(y) * w + x];
                         if (v > best) {
                             best = v;
                         }
@@ -119,7 +119,8 @@ extern "C" int edgercnn_cpu_multi_level_roi_align_f32(
     int32_t out_h, int32_t out_w, int32_t sampling_ratio, int32_t aligned, int32_t mode, int32_t canonical_scale,
     int32_t canonical_level, float eps, float* out) {
     if (num_levels < 1 || num_levels > 5 || out_h < 1 || out_w < 1 || batch < 0 || num_rois < 0 ||
-        channels < 0 || (mode != 0 && mode != 1)) {
+        channels < 0 || (mode != 0 && mode != 1) ||
+        edgercnn::level_table_error(num_levels, 5, spatial_scales, heights, widths) != nullptr) {
         return -1;
     }
     std::vector<LevelView> levels(static_cast<size_t>(num_levels));

@@ -8,6 +8,9 @@
 #include <cub/device/device_segmented_radix_sort.cuh>
 #include <cuda_fp16.h>
 
+#include <climits>
+#include <cstdint>
+
 #include "../common/edgercnn_cuda_api.h"
 #include "../common/nms_math.h"
 
@@ -44,22 +47,29 @@ struct Workspace {
     unsigned long long* mask;  // [N, Bm, ceil(Bm / 64)] or null
     void* sort_temp;
     size_t sort_temp_bytes;
-    size_t total;
+    size_t total;  // SIZE_MAX: unknown (cub's size query failed)
 };
 
-size_t sort_temp_bytes(int64_t batch, int64_t num_boxes) {
+// cub's temporary storage for the sort; false when cub's size query fails (it asks the current
+// device for its properties, so it fails where there is no usable device).
+bool sort_temp_bytes(int64_t batch, int64_t num_boxes, size_t& bytes) {
     size_t seg = 0;
     size_t one = 0;
     const int items = static_cast<int>(batch * num_boxes);
-    cub::DeviceSegmentedRadixSort::SortPairsDescending(nullptr, seg, static_cast<const float*>(nullptr),
+    const cudaError_t seg_err = cub::DeviceSegmentedRadixSort::SortPairsDescending(nullptr, seg, static_cast<const float*>(nullptr),
                                                        static_cast<float*>(nullptr), static_cast<const int32_t*>(nullptr),
                                                        static_cast<int32_t*>(nullptr), items, static_cast<int>(batch),
                                                        static_cast<const int32_t*>(nullptr),
                                                        static_cast<const int32_t*>(nullptr));
-    cub::DeviceRadixSort::SortPairsDescending(nullptr, one, static_cast<const float*>(nullptr),
-                                              static_cast<float*>(nullptr), static_cast<const int32_t*>(nullptr),
-                                              static_cast<int32_t*>(nullptr), items);
-    return seg > one ? seg : one;
+    const cudaError_t one_err = cub::DeviceRadixSort::SortPairsDescending(
+        nullptr, one, static_cast<const float*>(nullptr), static_cast<float*>(nullptr),
+        static_cast<const int32_t*>(nullptr), static_cast<int32_t*>(nullptr), items);
+    if (seg_err != cudaSuccess || one_err != cudaSuccess) {
+        cudaGetLastError();  // a failed query must not leave a sticky-looking error for the caller
+        return false;
+    }
+    bytes = seg > one ? seg : one;
+    return true;
 }
 
 Workspace carve(void* base, int64_t batch, int64_t num_boxes, int64_t pre_nms_top_n, int32_t algorithm) {
@@ -85,7 +95,10 @@ Workspace carve(void* base, int64_t batch, int64_t num_boxes, int64_t pre_nms_to
         const size_t words = static_cast<size_t>(batch * eff * div_up(eff, kBlock));
         w.mask = static_cast<unsigned long long*>(take(words * sizeof(unsigned long long)));
     }
-    w.sort_temp_bytes = sort_temp_bytes(batch, num_boxes);
+    if (!sort_temp_bytes(batch, num_boxes, w.sort_temp_bytes)) {
+        w.total = SIZE_MAX;
+        return w;
+    }
     w.sort_temp = take(w.sort_temp_bytes);
     w.total = off;
     return w;
@@ -98,15 +111,17 @@ template <typename T>
 __global__ void prepare_keys_kernel(const T* __restrict__ scores, int32_t batch, int32_t num_boxes,
                                     float score_threshold, float* keys, int32_t* vals, int32_t* offsets,
                                     int32_t* candidates) {
-    const int32_t total = batch * num_boxes;
-    for (int32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += blockDim.x * gridDim.x) {
+    // 64-bit loop index: i + stride may pass INT32_MAX even though every i < total fits int32
+    const int64_t total = static_cast<int64_t>(batch) * num_boxes;
+    const int64_t stride = static_cast<int64_t>(blockDim.x) * gridDim.x;
+    for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += stride) {
         const float s = to_f32(scores[i]);
         const bool pass = s > score_threshold;
         keys[i] = pass ? edgercnn::score_sort_key(s) : -INFINITY;
-        vals[i] = i % num_boxes;
+        vals[i] = static_cast<int32_t>(i % num_boxes);
         if (pass) {
             // One atomic per warp and image instead of one per box (sm_70+: labeled_partition).
-            const int32_t n = i / num_boxes;
+            const int32_t n = static_cast<int32_t>(i / num_boxes);
             cooperative_groups::coalesced_group passing = cooperative_groups::coalesced_threads();
             cooperative_groups::coalesced_group same_image = cooperative_groups::labeled_partition(passing, n);
             if (same_image.thread_rank() == 0) {
@@ -114,8 +129,8 @@ __global__ void prepare_keys_kernel(const T* __restrict__ scores, int32_t batch,
             }
         }
     }
-    for (int32_t n = blockIdx.x * blockDim.x + threadIdx.x; n <= batch; n += blockDim.x * gridDim.x) {
-        offsets[n] = n * num_boxes;  // segment n of the sort is [offsets[n], offsets[n + 1])
+    for (int64_t n = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; n <= batch; n += stride) {
+        offsets[n] = static_cast<int32_t>(n * num_boxes);  // segment n is [offsets[n], offsets[n + 1])
     }
 }
 
@@ -125,10 +140,11 @@ __global__ void gather_sorted_kernel(const T* __restrict__ boxes, const I* __res
                                      const int32_t* __restrict__ order, const int32_t* __restrict__ candidates,
                                      int32_t batch, int32_t num_boxes, int32_t pre_nms_top_n, float4* sorted_boxes,
                                      int64_t* sorted_idxs) {
-    const int32_t total = batch * num_boxes;
-    for (int32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += blockDim.x * gridDim.x) {
-        const int32_t n = i / num_boxes;
-        const int32_t r = i % num_boxes;
+    const int64_t total = static_cast<int64_t>(batch) * num_boxes;
+    const int64_t stride = static_cast<int64_t>(blockDim.x) * gridDim.x;
+    for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += stride) {
+        const int32_t n = static_cast<int32_t>(i / num_boxes);
+        const int32_t r = static_cast<int32_t>(i % num_boxes);
         int32_t eff = candidates[n];
         if (pre_nms_top_n >= 0 && pre_nms_top_n < eff) {
             eff = pre_nms_top_n;
@@ -136,8 +152,8 @@ __global__ void gather_sorted_kernel(const T* __restrict__ boxes, const I* __res
         if (r >= eff) {
             continue;
         }
-        const int32_t src = n * num_boxes + order[i];
-        const T* b = boxes + static_cast<int64_t>(src) * 4;
+        const int64_t src = static_cast<int64_t>(n) * num_boxes + order[i];
+        const T* b = boxes + src * 4;
         sorted_boxes[i] = make_float4(to_f32(b[0]), to_f32(b[1]), to_f32(b[2]), to_f32(b[3]));
         sorted_idxs[i] = static_cast<int64_t>(idxs[src]);
     }
@@ -400,8 +416,8 @@ int run_nms(const void* boxes, const void* scores, const void* idxs, int64_t bat
 
 extern "C" size_t edgercnn_cuda_batched_nms_workspace_size(int64_t batch, int64_t num_boxes, int64_t pre_nms_top_n,
                                                            int32_t algorithm) {
-    if (batch < 0 || num_boxes < 0) {
-        return 0;
+    if (batch < 0 || num_boxes < 0 || batch * num_boxes >= INT32_MAX) {
+        return SIZE_MAX;
     }
     return carve(nullptr, batch, num_boxes, pre_nms_top_n, algorithm).total;
 }
@@ -416,7 +432,11 @@ extern "C" int edgercnn_cuda_batched_nms(int32_t dtype, int32_t idx_dtype, const
         (idx_dtype != EDGERCNN_INT64 && idx_dtype != EDGERCNN_INT32) || algorithm < 0 || algorithm > 2) {
         return -1;
     }
-    if (workspace_size < edgercnn_cuda_batched_nms_workspace_size(batch, num_boxes, pre_nms_top_n, algorithm)) {
+    const size_t needed = edgercnn_cuda_batched_nms_workspace_size(batch, num_boxes, pre_nms_top_n, algorithm);
+    if (needed == SIZE_MAX) {
+        return -4;  // cub could not size its sort (see edgercnn_cuda_api.h)
+    }
+    if (workspace_size < needed) {
         return -2;
     }
     if (dtype == EDGERCNN_FLOAT32) {

@@ -1,7 +1,9 @@
 #include "batched_nms_plugin.h"
 
 #include <cmath>
+#include <cstdint>
 #include <new>
+#include <string>
 
 #include "../common/edgercnn_cuda_api.h"
 #include "plugin_common.h"
@@ -19,11 +21,36 @@ int64_t effective(int64_t boxes, int32_t pre_nms_top_n) {
 }
 }  // namespace
 
-BatchedNMSPlugin::BatchedNMSPlugin(NmsAttributes attributes) : mAttrs(attributes) {}
+size_t nms_workspace_for_profile(NmsWorkspaceProfile const& profile, int32_t pre_nms_top_n) noexcept {
+    if (profile.max_batch < 0 || profile.min_boxes < 0 || profile.max_boxes < profile.min_boxes) {
+        return SIZE_MAX;
+    }
+    // enqueue picks the algorithm from the runtime shape (EDGERCNN_NMS_AUTO); cover every shape in
+    // [min, max]: the greedy path at the largest B, and the bitmask path wherever it can be chosen.
+    int64_t const max_n = profile.max_batch;
+    int64_t const max_b = profile.max_boxes;
+    size_t bytes = edgercnn_cuda_batched_nms_workspace_size(max_n, max_b, pre_nms_top_n, EDGERCNN_NMS_AUTO);
+    if (bytes == SIZE_MAX) {
+        return SIZE_MAX;
+    }
+    int64_t const min_eff = effective(profile.min_boxes, pre_nms_top_n);
+    if (min_eff <= EDGERCNN_NMS_MASK_MAX_BOXES && effective(max_b, pre_nms_top_n) > EDGERCNN_NMS_MASK_MAX_BOXES) {
+        int64_t const b = max_b < EDGERCNN_NMS_MASK_MAX_BOXES ? max_b : EDGERCNN_NMS_MASK_MAX_BOXES;
+        size_t const mask_bytes = edgercnn_cuda_batched_nms_workspace_size(max_n, b, pre_nms_top_n, EDGERCNN_NMS_BITMASK);
+        if (mask_bytes == SIZE_MAX) {
+            return SIZE_MAX;
+        }
+        bytes = mask_bytes > bytes ? mask_bytes : bytes;
+    }
+    return bytes;
+}
+
+BatchedNMSPlugin::BatchedNMSPlugin(NmsAttributes attributes, NmsWorkspaceProfile profile)
+    : mAttrs(attributes), mProfile(profile) {}
 
 BatchedNMSPlugin::BatchedNMSPlugin(BatchedNMSPlugin const& other)
     : IPluginV3(other), IPluginV3OneCore(other), IPluginV3OneBuild(other), IPluginV3OneRuntime(other),
-      mAttrs(other.mAttrs) {}
+      mAttrs(other.mAttrs), mProfile(other.mProfile) {}
 
 IPluginCapability* BatchedNMSPlugin::getCapabilityInterface(PluginCapabilityType type) noexcept {
     switch (type) {
@@ -45,10 +72,14 @@ int32_t BatchedNMSPlugin::getNbOutputs() const noexcept { return 2; }
 int32_t BatchedNMSPlugin::configurePlugin(DynamicPluginTensorDesc const* in, int32_t nbInputs,
                                           DynamicPluginTensorDesc const* /*out*/, int32_t nbOutputs) noexcept {
     if (nbInputs != 3 || nbOutputs != 2 || in[0].desc.dims.nbDims != 3 || in[1].desc.dims.nbDims != 2 ||
-        in[2].desc.dims.nbDims != 2) {
+        in[2].desc.dims.nbDims != 2 || in[0].max.nbDims != 3) {
         log_error(std::string(kName) + ": expected boxes [N, B, 4], scores [N, B], idxs [N, B] and 2 outputs");
         return -1;
     }
+    // The bounds getWorkspaceSize sizes the workspace for; serialized so enqueue knows what it got.
+    mProfile.max_batch = in[0].max.d[0];
+    mProfile.max_boxes = in[0].max.d[1];
+    mProfile.min_boxes = in[0].min.nbDims == 3 ? in[0].min.d[1] : 0;
     return 0;
 }
 
@@ -61,9 +92,11 @@ bool BatchedNMSPlugin::supportsFormatCombination(int32_t pos, DynamicPluginTenso
     if (desc.format != TensorFormat::kLINEAR) {
         return false;
     }
+    // Boxes and scores stay FP32 whatever the build precision: FP16 coordinates are 0.5-1 px off
+    // above 512/1024 (IoUs change) and FP16 scores tie where FP32 ones do not (the order changes).
     switch (pos) {
-    case 0: return is_linear_float(desc);
-    case 1: return desc.type == inOut[0].desc.type;
+    case 0: return desc.type == DataType::kFLOAT;
+    case 1: return desc.type == DataType::kFLOAT;
     case 2: return desc.type == DataType::kINT64 || desc.type == DataType::kINT32;
     default: return desc.type == DataType::kINT64;
     }
@@ -99,20 +132,13 @@ size_t BatchedNMSPlugin::getWorkspaceSize(DynamicPluginTensorDesc const* inputs,
     if (nbInputs != 3 || inputs[0].max.nbDims != 3) {
         return 0;
     }
-    // enqueue picks the algorithm from the runtime shape (EDGERCNN_NMS_AUTO); cover every shape in
-    // [min, max]: the greedy path at the largest B, and the bitmask path wherever it can be chosen.
-    int64_t const max_n = inputs[0].max.d[0];
-    int64_t const max_b = inputs[0].max.d[1];
-    int64_t const min_b = inputs[0].min.nbDims == 3 ? inputs[0].min.d[1] : 0;
-    size_t bytes = edgercnn_cuda_batched_nms_workspace_size(max_n, max_b, mAttrs.pre_nms_top_n, EDGERCNN_NMS_AUTO);
-    int64_t const min_eff = effective(min_b, mAttrs.pre_nms_top_n);
-    if (min_eff <= EDGERCNN_NMS_MASK_MAX_BOXES && effective(max_b, mAttrs.pre_nms_top_n) > EDGERCNN_NMS_MASK_MAX_BOXES) {
-        int64_t const b = max_b < EDGERCNN_NMS_MASK_MAX_BOXES ? max_b : EDGERCNN_NMS_MASK_MAX_BOXES;
-        size_t const mask_bytes =
-            edgercnn_cuda_batched_nms_workspace_size(max_n, b, mAttrs.pre_nms_top_n, EDGERCNN_NMS_BITMASK);
-        bytes = mask_bytes > bytes ? mask_bytes : bytes;
+    NmsWorkspaceProfile const profile{inputs[0].max.d[0], inputs[0].min.nbDims == 3 ? inputs[0].min.d[1] : 0,
+                                      inputs[0].max.d[1]};
+    size_t const bytes = nms_workspace_for_profile(profile, mAttrs.pre_nms_top_n);
+    if (bytes == SIZE_MAX) {
+        log_error(std::string(kName) + ": cannot size the workspace (cub's size query failed, or bad shapes)");
     }
-    return bytes;
+    return bytes;  // SIZE_MAX makes the build fail loudly instead of under-allocating
 }
 
 int32_t BatchedNMSPlugin::onShapeChange(PluginTensorDesc const* in, int32_t nbInputs, PluginTensorDesc const* /*out*/,
@@ -131,13 +157,23 @@ int32_t BatchedNMSPlugin::enqueue(PluginTensorDesc const* inputDesc, PluginTenso
                                   cudaStream_t stream) noexcept {
     int64_t const n = inputDesc[0].dims.d[0];
     int64_t const b = inputDesc[0].dims.d[1];
-    size_t const needed = edgercnn_cuda_batched_nms_workspace_size(n, b, mAttrs.pre_nms_top_n, EDGERCNN_NMS_AUTO);
-    int32_t const dtype = inputDesc[0].type == DataType::kHALF ? EDGERCNN_FLOAT16 : EDGERCNN_FLOAT32;
+    if (inputDesc[0].type != DataType::kFLOAT || inputDesc[1].type != DataType::kFLOAT) {
+        log_error(std::string(kName) + ": boxes and scores must be FP32");
+        return -1;
+    }
+    // What TensorRT allocated is what getWorkspaceSize returned for the build profile; the kernel
+    // checks its own need against that, never against itself.
+    size_t const granted = nms_workspace_for_profile(mProfile, mAttrs.pre_nms_top_n);
+    if (granted == SIZE_MAX || n > mProfile.max_batch || b > mProfile.max_boxes) {
+        log_error(std::string(kName) + ": shape [" + std::to_string(n) + ", " + std::to_string(b) +
+                  "] outside the build profile, or the workspace TensorRT allocated is unknown; rebuild the engine");
+        return -2;
+    }
     int32_t const idx_dtype = inputDesc[2].type == DataType::kINT32 ? EDGERCNN_INT32 : EDGERCNN_INT64;
     int const status = edgercnn_cuda_batched_nms(
-        dtype, idx_dtype, inputs[0], inputs[1], inputs[2], n, b, static_cast<double>(mAttrs.iou_threshold),
+        EDGERCNN_FLOAT32, idx_dtype, inputs[0], inputs[1], inputs[2], n, b, static_cast<double>(mAttrs.iou_threshold),
         mAttrs.score_threshold, mAttrs.max_output, mAttrs.pre_nms_top_n, static_cast<int64_t*>(outputs[0]),
-        static_cast<int64_t*>(outputs[1]), workspace, needed, EDGERCNN_NMS_AUTO, stream);
+        static_cast<int64_t*>(outputs[1]), workspace, granted, EDGERCNN_NMS_AUTO, stream);
     if (status != 0) {
         log_error(std::string(kName) + ": kernel launch failed with status " + std::to_string(status));
     }
@@ -152,6 +188,10 @@ PluginFieldCollection const* BatchedNMSPlugin::getFieldsToSerialize() noexcept {
     mSerialized.emplace_back("score_threshold", &mAttrs.score_threshold, PluginFieldType::kFLOAT32, 1);
     mSerialized.emplace_back("max_output", &mAttrs.max_output, PluginFieldType::kINT32, 1);
     mSerialized.emplace_back("pre_nms_top_n", &mAttrs.pre_nms_top_n, PluginFieldType::kINT32, 1);
+    // not ONNX attributes: the build profile the workspace was sized for (see NmsWorkspaceProfile)
+    mSerialized.emplace_back("workspace_max_batch", &mProfile.max_batch, PluginFieldType::kINT64, 1);
+    mSerialized.emplace_back("workspace_min_boxes", &mProfile.min_boxes, PluginFieldType::kINT64, 1);
+    mSerialized.emplace_back("workspace_max_boxes", &mProfile.max_boxes, PluginFieldType::kINT64, 1);
     mSerializedCollection.nbFields = static_cast<int32_t>(mSerialized.size());
     mSerializedCollection.fields = mSerialized.data();
     return &mSerializedCollection;
@@ -171,9 +211,13 @@ char const* BatchedNMSCreator::getPluginVersion() const noexcept { return kPlugi
 char const* BatchedNMSCreator::getPluginNamespace() const noexcept { return kPluginNamespace; }
 PluginFieldCollection const* BatchedNMSCreator::getFieldNames() noexcept { return &mCollection; }
 
-bool BatchedNMSCreator::parse(PluginFieldCollection const* fc, NmsAttributes& attrs) noexcept {
+bool BatchedNMSCreator::parse(PluginFieldCollection const* fc, NmsAttributes& attrs,
+                              NmsWorkspaceProfile& profile) noexcept {
     FieldReader const reader(fc);
     int64_t v = 0;
+    reader.get_int("workspace_max_batch", profile.max_batch);
+    reader.get_int("workspace_min_boxes", profile.min_boxes);
+    reader.get_int("workspace_max_boxes", profile.max_boxes);
     if (!reader.get_float("iou_threshold", attrs.iou_threshold) || !reader.get_int("max_output", v)) {
         log_error(std::string(kName) + ": attributes 'iou_threshold' and 'max_output' are required");
         return false;
@@ -196,10 +240,11 @@ bool BatchedNMSCreator::parse(PluginFieldCollection const* fc, NmsAttributes& at
 IPluginV3* BatchedNMSCreator::createPlugin(char const* /*name*/, PluginFieldCollection const* fc,
                                            TensorRTPhase /*phase*/) noexcept {
     NmsAttributes attrs;
-    if (!parse(fc, attrs)) {
+    NmsWorkspaceProfile profile;
+    if (!parse(fc, attrs, profile)) {
         return nullptr;
     }
-    return new (std::nothrow) BatchedNMSPlugin(attrs);
+    return new (std::nothrow) BatchedNMSPlugin(attrs, profile);
 }
 
 }  // namespace trt

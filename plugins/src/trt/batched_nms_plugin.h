@@ -1,5 +1,5 @@
 // TensorRT plugin EdgeRCNN_BatchedNMS (version "1", namespace "edgercnn"), IPluginV3.
-// Contract: plugins/README.md section 2. Inputs boxes [N, B, 4], scores [N, B] (FP32 or FP16),
+// Contract: plugins/README.md section 2. Inputs boxes [N, B, 4], scores [N, B] (FP32 only),
 // idxs [N, B] (INT64 or INT32); outputs keep [N, max_output] and count [N], both INT64.
 #pragma once
 
@@ -18,12 +18,25 @@ struct NmsAttributes {
     int32_t pre_nms_top_n{-1};
 };
 
+// The profile bounds getWorkspaceSize sized the workspace for (build time), serialized with the
+// plugin: enqueue gets no workspace size from TensorRT, so it recomputes the granted size from
+// these and refuses a shape whose needs exceed it. -1: unknown (not configured, not deserialized).
+struct NmsWorkspaceProfile {
+    int64_t max_batch{-1};
+    int64_t min_boxes{-1};
+    int64_t max_boxes{-1};
+};
+
+// Workspace bytes for every shape with batch <= max_batch and min_boxes <= B <= max_boxes;
+// SIZE_MAX when it cannot be known.
+size_t nms_workspace_for_profile(NmsWorkspaceProfile const& profile, int32_t pre_nms_top_n) noexcept;
+
 class BatchedNMSPlugin : public nvinfer1::IPluginV3,
                          public nvinfer1::IPluginV3OneCore,
                          public nvinfer1::IPluginV3OneBuild,
                          public nvinfer1::IPluginV3OneRuntime {
 public:
-    explicit BatchedNMSPlugin(NmsAttributes attributes);
+    explicit BatchedNMSPlugin(NmsAttributes attributes, NmsWorkspaceProfile profile = {});
     BatchedNMSPlugin(BatchedNMSPlugin const& other);
     BatchedNMSPlugin& operator=(BatchedNMSPlugin const&) = delete;
     ~BatchedNMSPlugin() override = default;
@@ -56,8 +69,11 @@ public:
     nvinfer1::IPluginV3* attachToContext(nvinfer1::IPluginResourceContext* context) noexcept override;
     nvinfer1::PluginFieldCollection const* getFieldsToSerialize() noexcept override;
 
+    NmsWorkspaceProfile const& workspaceProfile() const noexcept { return mProfile; }
+
 private:
     NmsAttributes mAttrs;
+    NmsWorkspaceProfile mProfile;
     std::vector<nvinfer1::PluginField> mSerialized;
     nvinfer1::PluginFieldCollection mSerializedCollection{};
 };
@@ -74,7 +90,8 @@ public:
     nvinfer1::IPluginV3* createPlugin(char const* name, nvinfer1::PluginFieldCollection const* fc,
                                       nvinfer1::TensorRTPhase phase) noexcept override;
 
-    static bool parse(nvinfer1::PluginFieldCollection const* fc, NmsAttributes& attrs) noexcept;
+    static bool parse(nvinfer1::PluginFieldCollection const* fc, NmsAttributes& attrs,
+                      NmsWorkspaceProfile& profile) noexcept;
 
 private:
     std::vector<nvinfer1::PluginField> mFields;

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "../common/edgercnn_cuda_api.h"
+#include "../common/roi_align_math.h"
 #include "plugin_common.h"
 
 namespace edgercnn {
@@ -68,7 +69,13 @@ bool MultiLevelRoIAlignPlugin::supportsFormatCombination(int32_t pos, DynamicPlu
     if (!is_linear_float(desc)) {
         return false;
     }
-    return pos == 0 || desc.type == inOut[0].desc.type;  // one float type for rois, features and output
+    // RoIs stay FP32 whatever the build precision: FP16 coordinates are 0.5 px apart above 512 and
+    // 1 px above 1024, which moves every sample. Features may be HALF (one type for all levels),
+    // and the output takes the features' type.
+    if (pos == 0) {
+        return desc.type == DataType::kFLOAT;
+    }
+    return pos == 1 || desc.type == inOut[1].desc.type;
 }
 
 int32_t MultiLevelRoIAlignPlugin::getOutputDataTypes(DataType* outputTypes, int32_t nbOutputs,
@@ -106,9 +113,12 @@ bool MultiLevelRoIAlignPlugin::shapesValid(PluginTensorDesc const* in, int32_t n
     if (nbInputs != numLevels() + 1 || in[0].dims.nbDims != 3 || in[0].dims.d[2] != 4) {
         return false;
     }
+    if (in[0].type != DataType::kFLOAT) {
+        return false;
+    }
     for (int32_t i = 1; i < nbInputs; ++i) {
         if (in[i].dims.nbDims != 4 || in[i].dims.d[0] != in[0].dims.d[0] || in[i].dims.d[1] != in[1].dims.d[1] ||
-            in[i].type != in[0].type) {
+            in[i].type != in[1].type) {
             return false;
         }
     }
@@ -118,7 +128,8 @@ bool MultiLevelRoIAlignPlugin::shapesValid(PluginTensorDesc const* in, int32_t n
 int32_t MultiLevelRoIAlignPlugin::onShapeChange(PluginTensorDesc const* in, int32_t nbInputs,
                                                 PluginTensorDesc const* /*out*/, int32_t /*nbOutputs*/) noexcept {
     if (!shapesValid(in, nbInputs)) {
-        log_error(std::string(kName) + ": inputs must be rois [N, R, 4] and features [N, C, H_l, W_l] of one type");
+        log_error(std::string(kName) +
+                  ": inputs must be FP32 rois [N, R, 4] and features [N, C, H_l, W_l] of one type");
         return -1;
     }
     return 0;
@@ -136,9 +147,13 @@ int32_t MultiLevelRoIAlignPlugin::enqueue(PluginTensorDesc const* inputDesc, Plu
         heights[l] = inputDesc[l + 1].dims.d[2];
         widths[l] = inputDesc[l + 1].dims.d[3];
     }
-    int32_t const dtype = inputDesc[0].type == DataType::kHALF ? EDGERCNN_FLOAT16 : EDGERCNN_FLOAT32;
+    if (inputDesc[0].type != DataType::kFLOAT) {
+        log_error(std::string(kName) + ": rois must be FP32");
+        return -1;
+    }
+    int32_t const dtype = inputDesc[1].type == DataType::kHALF ? EDGERCNN_FLOAT16 : EDGERCNN_FLOAT32;
     int const status = edgercnn_cuda_multi_level_roi_align(
-        dtype, inputs[0], features, levels, heights, widths, inputDesc[0].dims.d[0], inputDesc[0].dims.d[1],
+        dtype, EDGERCNN_FLOAT32, inputs[0], features, levels, heights, widths, inputDesc[0].dims.d[0], inputDesc[0].dims.d[1],
         inputDesc[1].dims.d[1], mAttrs.spatial_scales.data(), mAttrs.output_height, mAttrs.output_width,
         mAttrs.sampling_ratio, mAttrs.aligned, mAttrs.mode, mAttrs.canonical_scale, mAttrs.canonical_level,
         mAttrs.eps, outputs[0], stream);
@@ -217,16 +232,12 @@ bool MultiLevelRoIAlignCreator::parse(PluginFieldCollection const* fc, RoiAlignA
         log_error(std::string(kName) + ": attribute 'spatial_scales' (floats, one per level) is missing");
         return false;
     }
-    size_t const levels = attrs.spatial_scales.size();
-    if (levels < 1 || levels > EDGERCNN_MAX_LEVELS) {
-        log_error(std::string(kName) + ": 1 to 5 spatial_scales expected");
+    // Same rules as the kernels' C entry point: a RoI's level is its exponent minus the first's.
+    char const* bad = edgercnn::level_table_error(static_cast<int>(attrs.spatial_scales.size()), EDGERCNN_MAX_LEVELS,
+                                                  attrs.spatial_scales.data(), nullptr, nullptr);
+    if (bad != nullptr) {
+        log_error(std::string(kName) + ": " + bad);
         return false;
-    }
-    for (float const s : attrs.spatial_scales) {
-        if (!(s > 0.0f) || std::fabs(std::log2(s) - std::round(std::log2(s))) > 1e-3f) {
-            log_error(std::string(kName) + ": spatial_scales must be powers of two (1/stride)");
-            return false;
-        }
     }
     if (attrs.output_height < 1 || attrs.output_width < 1 || (attrs.mode != 0 && attrs.mode != 1) ||
         attrs.canonical_scale <= 0) {

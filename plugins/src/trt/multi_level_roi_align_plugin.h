@@ -1,6 +1,7 @@
 // TensorRT plugin EdgeRCNN_MultiLevelRoIAlign (version "1", namespace "edgercnn"), IPluginV3.
-// Contract: plugins/README.md section 1. Inputs rois [N, R, 4] and 1..5 feature maps [N, C, H_l, W_l]
-// (FP32 or FP16, linear), output [N, R, C, output_height, output_width] in the features' type.
+// Contract: plugins/README.md section 1. Inputs rois [N, R, 4] (FP32 only) and 1..5 feature maps
+// [N, C, H_l, W_l] (FP32 or FP16, one type, linear), output [N, R, C, output_height, output_width] in
+// the features' type.
 #pragma once
 
 #include <NvInferRuntime.h>

@@ -1,23 +1,41 @@
 #include "plugin_common.h"
 
+#include <atomic>
 #include <cstdio>
+#include <mutex>
 
 namespace edgercnn {
 namespace trt {
 
 namespace {
-nvinfer1::ILoggerFinder* gLoggerFinder = nullptr;
-}
+// Set by TensorRT (setLoggerFinder, from loadLibrary) on one thread, read by plugin methods on any
+// build or execution thread: atomic, never a plain global.
+std::atomic<nvinfer1::ILoggerFinder*> gLoggerFinder{nullptr};
+std::mutex gStderrMutex;  // whole lines on stderr when several threads log at once
+}  // namespace
 
-void set_logger_finder(nvinfer1::ILoggerFinder* finder) noexcept { gLoggerFinder = finder; }
+void set_logger_finder(nvinfer1::ILoggerFinder* finder) noexcept { gLoggerFinder.store(finder); }
 
 void log_error(std::string const& message) noexcept {
-    std::string const text = "[edgercnn plugins] " + message;
-    nvinfer1::ILogger* logger = gLoggerFinder != nullptr ? gLoggerFinder->findLogger() : nullptr;
-    if (logger != nullptr) {
-        logger->log(nvinfer1::ILogger::Severity::kERROR, text.c_str());
-    } else {
+    try {
+        std::string const text = "[edgercnn plugins] " + message;
+        // 1. the finder TensorRT handed over (the logger of the builder/engine calling us; it must be
+        //    asked on the calling thread, which is where plugin methods log);
+        // 2. without one (library loaded with dlopen / static registration): TensorRT's global
+        //    logger of standalone functions (getLogger, libnvinfer 8.6+);  3. stderr.
+        nvinfer1::ILoggerFinder* finder = gLoggerFinder.load();
+        nvinfer1::ILogger* logger = finder != nullptr ? finder->findLogger() : nullptr;
+        if (logger == nullptr) {
+            logger = getLogger();
+        }
+        if (logger != nullptr) {
+            logger->log(nvinfer1::ILogger::Severity::kERROR, text.c_str());
+            return;
+        }
+        std::lock_guard<std::mutex> const lock(gStderrMutex);
         std::fprintf(stderr, "%s\n", text.c_str());
+    } catch (...) {
+        // out of memory building the message: nothing sensible left to report it with
     }
 }
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,10 +26,9 @@ import numpy as np
 
 from ...config import ModelConfig
 from ...errors import BackendError
-from ...files import sha256_file
 from ..base import BackendOptions, TensorSpec
-from .cuda import CudaDevice, CudaGraph, query_cuda_device
-from .plugins import import_tensorrt, load_plugin_library, resolve_plugin_library
+from .cuda import CudaDevice, CudaGraph, CudaStream, query_cuda_device
+from .plugins import import_tensorrt, load_plugin_library, plugin_for_engine
 from .sidecar import DeviceEnvironment, check_sidecar, read_sidecar
 
 if TYPE_CHECKING:
@@ -166,14 +165,71 @@ def engine_tensors(engine: trt.ICudaEngine) -> list[EngineTensor]:
     return tensors
 
 
+# --- CUDA graph policy (pure: capture is injected) -----------------------------------------------
+
+
+class GraphReplay:
+    """When to replay a CUDA graph of ``execute_async_v3`` and when to enqueue plainly.
+
+    A graph holds what TensorRT enqueued for the context's shapes at capture time. After
+    ``set_input_shape`` TensorRT redoes shape-dependent set-up during the next plain enqueue, so
+    a graph is only replayed if it was captured since the last shape change: a shape change
+    drops the graph, the next frame runs plainly (the re-enqueue TensorRT needs), the one after
+    captures a graph and replays it until the shape changes again. A refused capture turns
+    graphs off for this engine with one warning.
+    """
+
+    def __init__(
+        self,
+        enabled: bool,
+        where: str,
+        capture: Callable[[CudaStream, Callable[[], None]], CudaGraph | None] | None = None,
+    ) -> None:
+        self.enabled = enabled
+        self._where = where
+        self._capture = capture if capture is not None else CudaGraph.capture
+        self._graph: CudaGraph | None = None
+        self._plain_since_change = False
+        self.failed = False
+
+    def shape_changed(self) -> None:
+        if self._graph is not None:
+            self._graph.destroy()
+            self._graph = None
+        self._plain_since_change = False
+
+    def run(self, stream: CudaStream, enqueue: Callable[[], None]) -> str:
+        """Run one inference; returns "plain", "captured" or "replayed" (for tests and logs)."""
+        if not self.enabled or self.failed or not self._plain_since_change:
+            enqueue()
+            self._plain_since_change = True
+            return "plain"
+        if self._graph is None:
+            graph = self._capture(stream, enqueue)
+            if graph is None:
+                self.failed = True
+                print(
+                    f"warning: {self._where}: CUDA graph capture refused; running without graphs",
+                    file=sys.stderr,
+                )
+                enqueue()
+                return "plain"
+            self._graph = graph
+            graph.launch(stream)
+            return "captured"
+        self._graph.launch(stream)
+        return "replayed"
+
+
 # --- the backend ---------------------------------------------------------------------------------
 
 
 class TensorRTBackend:
     """An engine ready to run: sidecar checked, buffers bound, stream and events created.
 
-    ``options.extra``: ``plugin_lib`` (path), ``cuda_graph`` (bool: capture one graph per batch
-    size and replay it; only for engines whose plugins are capture-safe), ``check_sidecar``
+    ``options.extra``: ``plugin_lib`` (path), ``cuda_graph`` (bool: replay a CUDA graph of the run
+    while the batch size stays the same, see ``GraphReplay``; only for engines whose plugins are
+    capture-safe), ``check_sidecar``
     (bool, default True; False only to debug a sidecar problem).
     """
 
@@ -181,22 +237,24 @@ class TensorRTBackend:
         self.model_path = model_path
         self.config = config
         self.last_timings: dict[str, float] = {}
-        self._use_graphs = bool(options.extra.get("cuda_graph", False))
-        self._graphs: dict[int, CudaGraph] = {}
-        self._graph_failed = False
+        self._graphs = GraphReplay(bool(options.extra.get("cuda_graph", False)), str(model_path))
         _trt_or_backend_error(model_path)
         import tensorrt as trt
 
         self._logger: trt.ILogger = trt.Logger(trt.Logger.WARNING)
         sidecar = read_sidecar(model_path)
-        plugin = resolve_plugin_library(options.extra.get("plugin_lib"), sidecar, model_path)
-        load_plugin_library(self._logger, plugin)
+        checked = bool(options.extra.get("check_sidecar", True))
+        # Only a library the user named is loaded, and only once its bytes hash to the sidecar's.
+        plugin = plugin_for_engine(options.extra.get("plugin_lib"), sidecar, model_path)
+        plugin_sha = load_plugin_library(
+            self._logger, plugin, sidecar.engine.plugin_sha256 if checked else None
+        )
         engine_bytes = model_path.read_bytes()
-        if options.extra.get("check_sidecar", True):
+        if checked:
             device_env = DeviceEnvironment(
                 tensorrt_version=trt.__version__,
                 gpu=query_cuda_device(options.device_id),
-                plugin_sha256=sha256_file(plugin) if plugin is not None else None,
+                plugin_sha256=plugin_sha,
             )
             digest = hashlib.sha256(engine_bytes).hexdigest()
             for warning in check_sidecar(model_path, sidecar, device_env, engine_sha256=digest):
@@ -253,6 +311,7 @@ class TensorRTBackend:
                 if not self._context.set_input_shape(spec.name, spec.shape_for(n)):
                     raise BackendError(f"{self.model_path}: the engine refuses batch {n} for {spec.name!r}")
                 self._bound_batch = n
+                self._graphs.shape_changed()
             host_in = self._view(spec, n)
             np.copyto(host_in, array)
             start, copied_in, ran, copied_out = self._events
@@ -284,25 +343,7 @@ class TensorRTBackend:
             if not self._context.execute_async_v3(self._stream.handle):
                 raise BackendError(f"{self.model_path}: execute_async_v3 failed (see TensorRT's log above)")
 
-        if not self._use_graphs or self._graph_failed:
-            enqueue()
-            return
-        graph = self._graphs.get(batch)
-        if graph is None:
-            # One plain run first: TensorRT finishes shape-dependent setup outside the capture.
-            enqueue()
-            self._stream.synchronize()
-            graph = CudaGraph.capture(self._stream, enqueue)
-            if graph is None:
-                self._graph_failed = True
-                print(
-                    f"warning: {self.model_path}: CUDA graph capture refused; running without graphs",
-                    file=sys.stderr,
-                )
-                enqueue()
-                return
-            self._graphs[batch] = graph
-        graph.launch(self._stream)
+        self._graphs.run(self._stream, enqueue)
 
     def close(self) -> None:
         if getattr(self, "_cuda", None) is None:
@@ -313,9 +354,7 @@ class TensorRTBackend:
     def _release_device_state(self) -> None:
         """Free graphs, TensorRT objects and buffers (context pushed), then the CUDA context."""
         try:
-            for graph in self._graphs.values():
-                graph.destroy()
-            self._graphs.clear()
+            self._graphs.shape_changed()
             # context before engine before runtime; pycuda objects while their context is current
             for name in ("_context", "_engine", "_runtime", "_events", "_stream", "_host"):
                 if hasattr(self, name):

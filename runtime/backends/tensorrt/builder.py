@@ -225,11 +225,12 @@ def _build_with_tensorrt(
     from .backend import dims_tuple
     from .calibrator import CacheFile, CalibrationFeed, make_calibrator
     from .cuda import CudaDevice
-    from .plugins import load_plugin_library
-    from .progress import PhaseBars, make_progress_monitor
+    from .plugins import PluginChoice, load_plugin_library
+    from .progress import PhaseBars, build_cancellable, make_progress_monitor
 
     logger = trt.Logger(trt.Logger.WARNING)
-    load_plugin_library(logger, options.plugin_lib)
+    choice = PluginChoice(options.plugin_lib, "--plugin-lib") if options.plugin_lib else None
+    load_plugin_library(logger, choice, None)
     builder = trt.Builder(logger)
     flags = 0
     if strategy.typing == "strongly-typed" and hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED"):
@@ -319,10 +320,9 @@ def _build_with_tensorrt(
     bars = PhaseBars()
     config.progress_monitor = make_progress_monitor(bars)
     try:
-        serialized = builder.build_serialized_network(network, config)
-    except KeyboardInterrupt:
-        bars.cancel()
-        raise
+        serialized = build_cancellable(
+            bars, lambda: builder.build_serialized_network(network, config), str(onnx_path)
+        )
     finally:
         bars.close()
         for core in cleanup:

@@ -158,21 +158,33 @@ class CudaGraph:
         self._lib = lib
 
     @classmethod
-    def capture(cls, stream: CudaStream, enqueue: Callable[[], None]) -> CudaGraph | None:
-        """Capture ``enqueue`` on ``stream``; None when the driver or the work refuses capture."""
-        try:
-            lib = ctypes.CDLL("libcuda.so.1")
-        except OSError:
-            return None
+    def capture(cls, stream: CudaStream, enqueue: Callable[[], None], lib: Any = None) -> CudaGraph | None:
+        """Capture ``enqueue`` on ``stream``; None when the driver or the work refuses capture.
+
+        A refusal can come from the driver (begin/end/instantiate fail) or from TensorRT itself
+        (``execute_async_v3`` returns False while capturing, e.g. a plugin that synchronizes): in
+        every case the capture is ended, any partial graph destroyed, and the caller falls back
+        to plain enqueues. ``lib`` replaces libcuda in tests.
+        """
+        if lib is None:
+            try:
+                lib = ctypes.CDLL("libcuda.so.1")
+            except OSError:
+                return None
         handle = ctypes.c_void_p(stream.handle)
         if lib.cuStreamBeginCapture_v2(handle, cls._MODE_THREAD_LOCAL) != 0:
             return None
         graph = ctypes.c_void_p()
+        refused = False
         try:
             enqueue()
+        except BackendError:
+            refused = True
         finally:
             ended = lib.cuStreamEndCapture(handle, ctypes.byref(graph))
-        if ended != 0 or not graph.value:
+        if refused or ended != 0 or not graph.value:
+            if graph.value:
+                lib.cuGraphDestroy(graph)
             return None
         exec_handle = ctypes.c_void_p()
         if lib.cuGraphInstantiateWithFlags(ctypes.byref(exec_handle), graph, ctypes.c_ulonglong(0)) != 0:

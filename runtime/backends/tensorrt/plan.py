@@ -138,10 +138,16 @@ def choose_strategy(
     if version.major < 10:
         raise EngineBuildError(
             f"TensorRT {version}: edgercnn needs TensorRT 10 or later (its plugins are IPluginV3; "
-            "JetPack 6 ships TensorRT 10.3)"
+            "JetPack 6.1 and 6.2 ship TensorRT 10.3, JetPack 6.0 ships 8.6)"
         )
     dla_flags: tuple[str, ...] = ()
     if dla_core is not None:
+        if version.major >= 11 and version[:3] < (11, 4, 1):
+            raise EngineBuildError(
+                f"--dla-core {dla_core}: TensorRT {version} has no DLA on Jetson (DLA is absent from 11.0 "
+                "to 11.3 and 11.4.0; it returns in 11.4.1 on AGX Orin with JetPack 7.2.2 or later); build "
+                "without --dla-core, or on TensorRT 10.x (JetPack 6) or 11.4.1+"
+            )
         if precision == "fp32":
             raise EngineBuildError(
                 "DLA runs FP16 or INT8 layers only: use --precision fp16 or int8 with --dla-core"

@@ -3,8 +3,10 @@ checks, batch splitting, which plugin library is loaded, and TensorRT detection.
 
 from __future__ import annotations
 
+import ctypes
 import math
 import types
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -12,15 +14,14 @@ import pytest
 from edgercnn.runtime.backends.tensorrt import plugins as trt_plugins
 from edgercnn.runtime.backends.tensorrt.backend import (
     EngineTensor,
+    GraphReplay,
     batch_chunks,
     check_batch,
     plan_buffers,
 )
-from edgercnn.runtime.backends.tensorrt.plugins import import_tensorrt, resolve_plugin_library
-from edgercnn.runtime.backends.tensorrt.sidecar import Sidecar
+from edgercnn.runtime.backends.tensorrt.cuda import CudaGraph
+from edgercnn.runtime.backends.tensorrt.plugins import import_tensorrt
 from edgercnn.runtime.errors import BackendError
-
-from tests.builders.engine_inputs import engine_info, model_config
 
 MASKRCNN_IO = [
     EngineTensor("images", True, "FLOAT", (-1, 3, 288, 384), (8, 3, 288, 384)),
@@ -103,31 +104,6 @@ def test_batches_beyond_the_profile_are_split() -> None:
     assert batch_chunks(19, 8) == [(0, 8), (8, 16), (16, 19)]
 
 
-def _sidecar(plugin: str | None) -> Sidecar:
-    return Sidecar(model=model_config(), engine=engine_info(plugin_library=plugin))
-
-
-def test_plugin_library_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    explicit, env_lib, recorded = (tmp_path / n for n in ("a.so", "b.so", "c.so"))
-    for lib in (explicit, env_lib, recorded):
-        lib.write_bytes(b"\x7fELF")
-    engine = tmp_path / "m.engine"
-    monkeypatch.setenv("EDGERCNN_PLUGIN_LIB", str(env_lib))
-    assert resolve_plugin_library(explicit, _sidecar(str(recorded)), engine) == explicit
-    assert resolve_plugin_library(None, _sidecar(str(recorded)), engine) == env_lib
-    monkeypatch.delenv("EDGERCNN_PLUGIN_LIB")
-    assert resolve_plugin_library(None, _sidecar(str(recorded)), engine) == recorded
-    # recorded on the build machine under another folder: found beside the engine
-    assert resolve_plugin_library(None, _sidecar("/elsewhere/c.so"), engine) == recorded
-    assert resolve_plugin_library(None, _sidecar("/elsewhere/z.so"), engine) is None
-    assert resolve_plugin_library(None, _sidecar(None), engine) is None
-    with pytest.raises(BackendError, match=r"missing\.so: plugin library not found"):
-        resolve_plugin_library(tmp_path / "missing.so", _sidecar(None), engine)
-    monkeypatch.setenv("EDGERCNN_PLUGIN_LIB", str(tmp_path / "gone.so"))
-    with pytest.raises(BackendError, match=r"\$EDGERCNN_PLUGIN_LIB"):
-        resolve_plugin_library(None, _sidecar(None), engine)
-
-
 def test_a_stubs_only_tensorrt_counts_as_absent(monkeypatch: pytest.MonkeyPatch) -> None:
     stub = types.ModuleType("tensorrt")  # what `import tensorrt` gives with only tensorrt-stubs installed
     monkeypatch.setattr(trt_plugins.importlib, "import_module", lambda name: stub)
@@ -140,3 +116,90 @@ def test_a_stubs_only_tensorrt_counts_as_absent(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(trt_plugins.importlib, "import_module", missing)
     with pytest.raises(BackendError, match="TensorRT is not installed"):
         import_tensorrt()
+
+
+class _FakeGraph:
+    def __init__(self) -> None:
+        self.launches = 0
+        self.destroyed = False
+
+    def launch(self, stream: object) -> None:
+        self.launches += 1
+
+    def destroy(self) -> None:
+        self.destroyed = True
+
+
+def test_cuda_graph_is_replayed_only_after_a_plain_run_at_the_current_shape(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    graphs: list[_FakeGraph] = []
+    runs: list[str] = []
+
+    def capture(stream: object, enqueue: Callable[[], None]) -> _FakeGraph:
+        enqueue()  # recorded into the graph, not run
+        graphs.append(_FakeGraph())
+        return graphs[-1]
+
+    replay = GraphReplay(True, "m.engine", capture)  # type: ignore[arg-type]
+    stream = object()
+
+    def frame() -> str:
+        return replay.run(stream, lambda: runs.append("enqueue"))  # type: ignore[arg-type]
+
+    assert [frame(), frame(), frame()] == ["plain", "captured", "replayed"]
+    replay.shape_changed()  # batch 1 -> 4: the old graph must never be replayed again
+    assert graphs[0].destroyed
+    assert [frame(), frame(), frame()] == ["plain", "captured", "replayed"]
+    assert graphs[1].launches == 2 and graphs[0].launches == 2
+    assert GraphReplay(False, "m.engine", capture).run(stream, lambda: None) == "plain"  # type: ignore[arg-type]
+    assert capsys.readouterr().err == ""
+
+
+def test_refused_cuda_graph_capture_falls_back_to_plain_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    runs: list[str] = []
+    replay = GraphReplay(True, "m.engine", lambda stream, enqueue: None)
+    stream = object()
+    results = [replay.run(stream, lambda: runs.append("enqueue")) for _ in range(4)]  # type: ignore[arg-type]
+    assert results == ["plain"] * 4 and len(runs) == 4  # every frame still ran
+    assert replay.failed
+    assert capsys.readouterr().err.count("CUDA graph capture refused") == 1
+
+
+class _FakeDriver:
+    """The libcuda calls CudaGraph.capture makes; a graph handle comes back from EndCapture."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def cuStreamBeginCapture_v2(self, stream: object, mode: int) -> int:
+        self.calls.append("begin")
+        return 0
+
+    def cuStreamEndCapture(self, stream: object, graph_ref: object) -> int:
+        self.calls.append("end")
+        ctypes.cast(graph_ref, ctypes.POINTER(ctypes.c_void_p))[0] = 1234
+        return 0
+
+    def cuGraphDestroy(self, graph: object) -> int:
+        self.calls.append("destroy")
+        return 0
+
+    def cuGraphInstantiateWithFlags(self, exec_ref: object, graph: object, flags: object) -> int:
+        self.calls.append("instantiate")
+        return 0
+
+
+def test_capture_refused_by_tensorrt_ends_the_capture_and_returns_none() -> None:
+    """execute_async_v3 returning False inside the capture used to escape as an exception."""
+    driver = _FakeDriver()
+    stream = types.SimpleNamespace(handle=7)
+
+    def refused() -> None:
+        raise BackendError("m.engine: execute_async_v3 failed (see TensorRT's log above)")
+
+    assert CudaGraph.capture(stream, refused, lib=driver) is None  # type: ignore[arg-type]
+    assert driver.calls == ["begin", "end", "destroy"]
+    driver.calls.clear()
+    assert CudaGraph.capture(stream, lambda: None, lib=driver) is not None  # type: ignore[arg-type]
+    assert driver.calls == ["begin", "end", "instantiate"]

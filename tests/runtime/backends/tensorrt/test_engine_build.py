@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shlex
+import signal
 from pathlib import Path
 
 import cv2
@@ -15,10 +17,11 @@ import pytest
 from edgercnn.runtime.backends.tensorrt.builder import build_engine, engine_plan_or_command
 from edgercnn.runtime.backends.tensorrt.calibrator import CacheFile, CalibrationFeed, _CalibratorCore
 from edgercnn.runtime.backends.tensorrt.plan import EngineBuildError, EngineOptions, TensorRTVersion
-from edgercnn.runtime.backends.tensorrt.progress import PhaseBars
+from edgercnn.runtime.backends.tensorrt.progress import PhaseBars, build_cancellable
 from edgercnn.runtime.backends.tensorrt.sidecar import GpuInfo
 from edgercnn.runtime.calibration import CalibrationError
 from edgercnn.runtime.config import ModelConfig
+from edgercnn.runtime.errors import Interrupted
 from edgercnn.runtime.preprocess import prepare_batch
 
 from tests.builders.engine_inputs import model_config, write_onnx
@@ -254,3 +257,43 @@ def test_build_cli_needs_neither_torch_nor_onnx(onnx_fp32: Path) -> None:
     done = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "edgercnn build " in done.stdout and "TensorRT 10.x" in done.stdout
+
+
+def _build_interrupted_at_step(bars: PhaseBars, interrupt_at: int, steps: list[int]) -> None:
+    """What TensorRT does: call step_complete until it returns False (Ctrl-C lands mid-build)."""
+    bars.phase_start("Building engine", None, 100)
+    for step in range(100):
+        if step == interrupt_at:
+            os.kill(os.getpid(), signal.SIGINT)
+        steps.append(step)
+        if not bars.step_complete("Building engine", step):
+            return None  # TensorRT stops and returns no engine
+    return None
+
+
+def test_ctrl_c_during_a_build_cancels_it_through_the_monitor_and_raises_interrupted() -> None:
+    bars = PhaseBars(disable=True)
+    steps: list[int] = []
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(Interrupted, match=r"model\.onnx: interrupted; no engine written") as stopped:
+        build_cancellable(bars, lambda: _build_interrupted_at_step(bars, 3, steps), "model.onnx")
+    assert stopped.value.exit_code == 130
+    assert steps[-1] < 10  # stopped at the next step, not after the whole build
+    assert signal.getsignal(signal.SIGINT) is before  # Ctrl-C behaves normally again afterwards
+    finished = PhaseBars(disable=True)
+    assert build_cancellable(finished, lambda: "engine", "model.onnx") == "engine"
+
+
+def test_cli_build_interrupted_exits_130(
+    onnx_fp32: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import edgercnn.runtime.commands.build as build_command
+
+    def interrupted_build(*args: object, **kwargs: object) -> None:
+        bars = PhaseBars(disable=True)
+        return build_cancellable(bars, lambda: _build_interrupted_at_step(bars, 0, []), str(onnx_fp32))
+
+    monkeypatch.setattr(build_command, "build_engine", interrupted_build)
+    assert main([str(onnx_fp32), "--precision", "fp16"]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted; no engine written" in err and "could not build" not in err

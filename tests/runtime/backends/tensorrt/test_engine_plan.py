@@ -137,6 +137,14 @@ def test_dla_needs_reduced_precision_and_falls_back_to_gpu() -> None:
     check_dla_shapes(None, "images", dynamic)
 
 
+@pytest.mark.parametrize("version", ["11.0.0.1", "11.3.0.4", "11.4.0.2"])
+def test_dla_is_refused_on_tensorrt_11_before_11_4_1(version: str) -> None:
+    with pytest.raises(EngineBuildError, match=r"no DLA on Jetson.*returns in 11\.4\.1.*JetPack 7\.2\.2"):
+        choose_strategy(parse_trt_version(version), "fp16", "fp16", dla_core=0)
+    strategy = choose_strategy(parse_trt_version("11.4.1.0"), "fp16", "fp16", dla_core=0)
+    assert strategy.typing == "strongly-typed" and strategy.flags == ("GPU_FALLBACK",)
+
+
 def test_unknown_cache_algorithm_is_refused() -> None:
     with pytest.raises(EngineBuildError, match="LegacyCalibration"):
         choose_strategy(TRT10, "int8", "fp32", "LegacyCalibration")
