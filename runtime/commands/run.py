@@ -31,7 +31,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "GStreamer pipelines ('... ! appsink')",
     )
     p.add_argument("--out", type=Path, default=None, help="output folder (JSONL, COCO json, annotated media)")
-    p.add_argument("--backend", default="auto", help="auto | onnxruntime | tensorrt")
+    p.add_argument(
+        "--backend", default="auto", help="auto | onnxruntime | tensorrt | triton (--model grpc://host:8001/NAME)"
+    )
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | tensorrt")
     p.add_argument("--threads", type=int, default=None, help="inference threads (default: the library's)")
     p.add_argument("--score", type=float, default=0.5, help="minimum score to keep (default 0.5)")

@@ -56,8 +56,11 @@ class ServingEnv:
 
     @property
     def tritonserver_dir(self) -> Path:
-        return self.root / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / (
-            "site-packages/pytriton/tritonserver"
+        return (
+            self.root
+            / "lib"
+            / f"python{sys.version_info.major}.{sys.version_info.minor}"
+            / ("site-packages/pytriton/tritonserver")
         )
 
     @property

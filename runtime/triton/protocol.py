@@ -69,7 +69,9 @@ def images_from_inputs(encoded: np.ndarray | None, frames: np.ndarray | None, na
         raise SourceError(f"{name}: send exactly one of the inputs {IMAGE} (encoded bytes) or {FRAME} (BGR)")
     if frames is not None:
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-            raise SourceError(f"{name}: {FRAME} must be uint8 [batch, H, W, 3], got {frames.dtype} {frames.shape}")
+            raise SourceError(
+                f"{name}: {FRAME} must be uint8 [batch, H, W, 3], got {frames.dtype} {frames.shape}"
+            )
         return [np.ascontiguousarray(f) for f in frames]
     assert encoded is not None
     rows = encoded.reshape(encoded.shape[0], -1)

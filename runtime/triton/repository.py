@@ -173,9 +173,19 @@ class RepositoryWriter:
 
     def _graph_tensors(self, cfg: Any) -> None:
         for spec in self.inputs:
-            _add_tensor(cfg.input, spec.name, triton_dtype(spec.dtype, str(self.model_path)), _dims(spec, self.batched))
+            _add_tensor(
+                cfg.input,
+                spec.name,
+                triton_dtype(spec.dtype, str(self.model_path)),
+                _dims(spec, self.batched),
+            )
         for spec in self.outputs:
-            _add_tensor(cfg.output, spec.name, triton_dtype(spec.dtype, str(self.model_path)), _dims(spec, self.batched))
+            _add_tensor(
+                cfg.output,
+                spec.name,
+                triton_dtype(spec.dtype, str(self.model_path)),
+                _dims(spec, self.batched),
+            )
 
     def detect_config(self) -> Any:
         cfg = self._python(self.options.name, "detect", max_batch=self.options.max_batch)
@@ -209,7 +219,9 @@ class RepositoryWriter:
     def post_config(self) -> Any:
         cfg = self._python(f"{self.options.name}_post", "postprocess")
         for spec in self.outputs:
-            _add_tensor(cfg.input, spec.name, triton_dtype(spec.dtype, str(self.model_path)), _dims(spec, True))
+            _add_tensor(
+                cfg.input, spec.name, triton_dtype(spec.dtype, str(self.model_path)), _dims(spec, True)
+            )
         _add_tensor(cfg.input, protocol.TRANSFORM, "TYPE_FP64", [protocol.TRANSFORM_SIZE])
         _detection_outputs(cfg, self.config)
         return cfg
@@ -266,7 +278,9 @@ class RepositoryWriter:
         from google.protobuf import text_format
 
         if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-            raise UsageError(f"{out_dir}: exists and is not empty; choose a new folder (nothing is overwritten)")
+            raise UsageError(
+                f"{out_dir}: exists and is not empty; choose a new folder (nothing is overwritten)"
+            )
         models = self.models()
         out_dir.mkdir(parents=True, exist_ok=True)
         for name, (cfg, holds) in models.items():
@@ -296,8 +310,8 @@ class RepositoryWriter:
             f"# Triton model repository for {self.model_path.name}\n\n"
             "Written by `edgercnn triton`; see docs/triton.md in the edgercnn project.\n\n"
             + "".join(f"- `{n}`\n" for n in names)
-            + "\nThe python models need numpy, opencv-python-headless and onnxruntime in the server's Python.\n"
-            + plugin
+            + "\nThe python models need numpy, opencv-python-headless and onnxruntime"
+            " in the server's Python.\n" + plugin
         )
 
 

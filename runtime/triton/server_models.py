@@ -64,7 +64,9 @@ class ServerModel:
             if self.role == "detect":
                 self.detector = Detector(self.config, self.backend)
         elif self.role not in ("preprocess", "postprocess"):
-            raise EdgercnnError(f"{self.name}: unknown {protocol.ROLE_PARAMETER} {self.role!r} in config.pbtxt")
+            raise EdgercnnError(
+                f"{self.name}: unknown {protocol.ROLE_PARAMETER} {self.role!r} in config.pbtxt"
+            )
         self.graph_input = self.config.input.name
 
     def execute(self, requests: list[Any]) -> list[Any]:
@@ -83,14 +85,17 @@ class ServerModel:
     # --- helpers ---------------------------------------------------------------------------------
 
     def _error(self, message: str) -> Any:
-        return self.pb.InferenceResponse(output_tensors=[], error=self.pb.TritonError(f"{self.name}: {message}"))
+        return self.pb.InferenceResponse(
+            output_tensors=[], error=self.pb.TritonError(f"{self.name}: {message}")
+        )
 
     def _respond(self, outputs: dict[str, np.ndarray], start: int, stop: int) -> Any:
         tensors = [self.pb.Tensor(name, value[start:stop]) for name, value in outputs.items()]
         return self.pb.InferenceResponse(output_tensors=tensors)
 
-    def _answer(self, readable: list[tuple[int, int]], outputs: dict[str, np.ndarray] | None,
-                responses: list[Any]) -> list[Any]:
+    def _answer(
+        self, readable: list[tuple[int, int]], outputs: dict[str, np.ndarray] | None, responses: list[Any]
+    ) -> list[Any]:
         """Fill the readable requests' slots with their rows of the batch outputs."""
         row = 0
         for index, count in readable:
@@ -161,7 +166,8 @@ class ServerModel:
         responses = []
         for request in requests:  # cheap next to the graph; per request keeps rows simple
             outputs = {
-                name: self.pb.get_input_tensor_by_name(request, name).as_numpy() for name in self.config.outputs
+                name: self.pb.get_input_tensor_by_name(request, name).as_numpy()
+                for name in self.config.outputs
             }
             vectors = self.pb.get_input_tensor_by_name(request, protocol.TRANSFORM).as_numpy()
             transforms = [protocol.transform_from_vector(v) for v in vectors]
