@@ -78,16 +78,16 @@ def triton_dtype(numpy_dtype: str, where: str) -> str:
     return _NUMPY_TO_TRITON[numpy_dtype]
 
 
-def graph_batching(config: ModelConfig, max_batch: int) -> tuple[int, bool]:
+def graph_batching(graph_batch: int | None, max_batch: int) -> tuple[int, bool]:
     """(max_batch_size, whether the batch axis is Triton's) for a graph model.
 
     A dynamic graph takes any batch up to ``max_batch``; a batch-1 graph is Triton's batch of at
     most 1; a fixed batch > 1 cannot take Triton's smaller batches, so it is served unbatched
     (``max_batch_size: 0``, the full shape in ``dims``).
     """
-    if config.batch is None:
+    if graph_batch is None:
         return max_batch, True
-    if config.batch == 1:
+    if graph_batch == 1:
         return 1, True
     return 0, False
 
@@ -146,7 +146,8 @@ class RepositoryWriter:
         finally:
             backend.close()
         self.config_json = json.dumps(self.config.to_dict(), separators=(",", ":"))
-        self.max_batch, self.batched = graph_batching(self.config, options.max_batch)
+        # the graph's own batch axis decides, not what its metadata says
+        self.max_batch, self.batched = graph_batching(self.inputs[0].shape[0], options.max_batch)
 
     # --- configs ---------------------------------------------------------------------------------
 

@@ -137,7 +137,7 @@ class ServerModel:
         counts = [b.shape[0] for b in batches]
         batch = np.concatenate(batches, axis=0)
         assert self.backend is not None
-        fixed = self.config.batch
+        fixed = self.backend.inputs[0].shape[0]  # the graph's batch axis: None when dynamic
         if fixed is None:
             outputs = self.backend.infer(batch)
         else:  # a fixed-batch graph: run it in chunks of its batch, padding the last one
