@@ -57,8 +57,8 @@ def gpu_repository(mask_onnx, tmp_path_factory):
     engine = tmp_path_factory.mktemp("engine") / "model.engine"
     engine.write_bytes(b"not a real engine: only copied as model.plan")
     out = tmp_path_factory.mktemp("repo") / "models"
-    assert main([str(mask_onnx), "--out", str(out), "--name", "mask", "--onnxruntime", "--engine", str(engine),
-                 "--instances", "2", "--gpus", "0,1", "--max-batch", "4"]) == 0  # fmt: skip
+    args = ["--name", "mask", "--onnxruntime", "--engine", str(engine), "--instances", "2", "--gpus", "0,1"]
+    assert main([str(mask_onnx), "--out", str(out), *args, "--max-batch", "4"]) == 0
     return out, engine
 
 
@@ -140,7 +140,9 @@ def test_an_existing_repository_is_never_overwritten(tmp_path, capsys):
     assert main([str(model), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not empty" in err[0] and str(out) in err[0]
-    assert (out / "mine.txt").read_text() == "keep me" and sorted(p.name for p in out.iterdir()) == ["mine.txt"]
+    assert (out / "mine.txt").read_text() == "keep me" and sorted(p.name for p in out.iterdir()) == [
+        "mine.txt"
+    ]
 
 
 def test_a_file_that_is_not_onnx_is_refused_in_one_line(tmp_path, capsys):

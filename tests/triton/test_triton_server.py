@@ -110,7 +110,9 @@ def test_raw_bgr_frames_in_one_request_return_the_local_runtimes_detections(serv
     tensor = grpcclient.InferInput(protocol.FRAME, list(batch.shape), "UINT8")
     tensor.set_data_from_numpy(batch)
     result = client.infer("mask", [tensor])
-    for remote, reference in zip(protocol.unpack_detections(_outputs(result, OUTPUT_NAMES)), local, strict=True):
+    for remote, reference in zip(
+        protocol.unpack_detections(_outputs(result, OUTPUT_NAMES)), local, strict=True
+    ):
         _assert_same(remote, reference)
 
 
@@ -136,7 +138,9 @@ def test_concurrent_grpc_and_http_clients_are_answered_correctly_in_batched_exec
     def client_thread(index: int) -> None:
         module = grpcclient if index % 2 == 0 else httpclient
         address = (server.grpc_url if module is grpcclient else server.http_url).split("://")[1]
-        client = module.InferenceServerClient(address, **({} if module is grpcclient else {"network_timeout": 120}))
+        client = module.InferenceServerClient(
+            address, **({} if module is grpcclient else {"network_timeout": 120})
+        )
         for step in range(3):
             k = (index + step) % len(frames)
             result = client.infer("mask", [_image_input(module, _png(frames[k]))])
@@ -179,7 +183,10 @@ def test_bad_requests_get_a_clear_error_and_the_server_keeps_serving(server, fra
     cases = {
         "dtype": ([wrong_dtype], "FP32"),
         "shape": ([wrong_shape], "shape"),
-        "corrupt JPEG": ([_image_input(grpcclient, b"\xff\xd8\xff\xe0 not really a jpeg")], "not a decodable image"),
+        "corrupt JPEG": (
+            [_image_input(grpcclient, b"\xff\xd8\xff\xe0 not really a jpeg")],
+            "not a decodable image",
+        ),
         "both inputs": ([_image_input(grpcclient, _png(frames[0])), frame], "exactly one of"),
     }
     for what, (inputs, expected) in cases.items():
@@ -218,7 +225,7 @@ def test_stopping_the_server_mid_run_gives_the_runtimes_clear_error(repository, 
         assert len(detector.detect(frames[:1])) == 1
     finally:
         srv.stop()
-    with pytest.raises(BackendError, match="failed after 2 tries.*is the server still running"):
+    with pytest.raises(BackendError, match=r"failed after 2 tries.*is the server still running"):
         detector.detect(frames[:1])
     assert srv.process is not None
     with pytest.raises(ProcessLookupError):  # the server and its python stubs are all gone
