@@ -146,8 +146,29 @@ class RepositoryWriter:
         finally:
             backend.close()
         self.config_json = json.dumps(self.config.to_dict(), separators=(",", ":"))
-        # the graph's own batch axis decides, not what its metadata says
+        # the graph's own batch axis decides, not what its metadata says; an engine's, its sidecar
         self.max_batch, self.batched = graph_batching(self.inputs[0].shape[0], options.max_batch)
+        self.batching = {"graph": (self.max_batch, self.batched), "onnx": (self.max_batch, self.batched)}
+        self.engine_config: ModelConfig | None = None
+        if options.engine is not None:
+            self.engine_config = self._check_engine(options.engine)
+            self.batching["trt"] = graph_batching(self.engine_config.batch, options.max_batch)
+
+    def _check_engine(self, engine: Path) -> ModelConfig:
+        """The engine must be this graph (same input and outputs), per its sidecar."""
+        cfg = ModelConfig.from_model_file(engine)
+        mine, theirs = self.config.input, cfg.input
+        same = (mine.name, mine.height, mine.width, mine.dtype, self.config.outputs) == (
+            theirs.name, theirs.height, theirs.width, theirs.dtype, cfg.outputs
+        )  # fmt: skip
+        if not same:
+            raise UsageError(
+                f"--engine {engine}: built from another graph than {self.model_path.name} (input "
+                f"{theirs.name} {theirs.dtype} {theirs.height}x{theirs.width}, outputs {list(cfg.outputs)}"
+                " vs "
+                f"{mine.name} {mine.dtype} {mine.height}x{mine.width}, {list(self.config.outputs)})"
+            )
+        return cfg
 
     # --- configs ---------------------------------------------------------------------------------
 
@@ -172,20 +193,20 @@ class RepositoryWriter:
         _dynamic_batching(cfg, self.options)
         return cfg
 
-    def _graph_tensors(self, cfg: Any) -> None:
+    def _graph_tensors(self, cfg: Any, batched: bool) -> None:
         for spec in self.inputs:
             _add_tensor(
                 cfg.input,
                 spec.name,
                 triton_dtype(spec.dtype, str(self.model_path)),
-                _dims(spec, self.batched),
+                _dims(spec, batched),
             )
         for spec in self.outputs:
             _add_tensor(
                 cfg.output,
                 spec.name,
                 triton_dtype(spec.dtype, str(self.model_path)),
-                _dims(spec, self.batched),
+                _dims(spec, batched),
             )
 
     def detect_config(self) -> Any:
@@ -197,20 +218,21 @@ class RepositoryWriter:
 
     def graph_config(self, suffix: str) -> Any:
         name = f"{self.options.name}_{suffix}"
+        max_batch, batched = self.batching[suffix]
         if suffix == "graph":
-            cfg = self._python(name, "graph")
+            cfg = self._python(name, "graph", max_batch=max_batch)
         else:
             if suffix == "onnx":
-                cfg = self._base(name, backend="onnxruntime")
+                cfg = self._base(name, backend="onnxruntime", max_batch=max_batch)
             else:
-                cfg = self._base(name, platform="tensorrt_plan")
+                cfg = self._base(name, platform="tensorrt_plan", max_batch=max_batch)
             _instance_group(cfg, "KIND_GPU", self.options.instances, self.options.gpus)
             _dynamic_batching(cfg, self.options)
-        self._graph_tensors(cfg)
+        self._graph_tensors(cfg, batched)
         return cfg
 
     def pre_config(self) -> Any:
-        cfg = self._python(f"{self.options.name}_pre", "preprocess")
+        cfg = self._python(f"{self.options.name}_pre", "preprocess", max_batch=self.options.max_batch)
         _add_tensor(cfg.input, protocol.IMAGE, "TYPE_STRING", [1])
         spec = self.inputs[0]
         _add_tensor(cfg.output, spec.name, triton_dtype(spec.dtype, str(self.model_path)), _dims(spec, True))
@@ -218,7 +240,7 @@ class RepositoryWriter:
         return cfg
 
     def post_config(self) -> Any:
-        cfg = self._python(f"{self.options.name}_post", "postprocess")
+        cfg = self._python(f"{self.options.name}_post", "postprocess", max_batch=self.options.max_batch)
         for spec in self.outputs:
             _add_tensor(
                 cfg.input, spec.name, triton_dtype(spec.dtype, str(self.model_path)), _dims(spec, True)
@@ -229,7 +251,10 @@ class RepositoryWriter:
 
     def ensemble_config(self, suffix: str) -> Any:
         base = self.options.name
-        cfg = self._base(f"{base}_ensemble_{suffix}", platform="ensemble")
+        graph_suffix = "graph" if suffix == "python" else suffix
+        cfg = self._base(
+            f"{base}_ensemble_{suffix}", platform="ensemble", max_batch=self.batching[graph_suffix][0]
+        )
         _add_tensor(cfg.input, protocol.IMAGE, "TYPE_STRING", [1])
         _detection_outputs(cfg, self.config)
         graph_input = self.inputs[0].name
@@ -239,7 +264,7 @@ class RepositoryWriter:
         pre.output_map[graph_input] = "graph_input"
         pre.output_map[protocol.TRANSFORM] = protocol.TRANSFORM
         graph = cfg.ensemble_scheduling.step.add()
-        graph.model_name, graph.model_version = f"{base}_{suffix if suffix != 'python' else 'graph'}", -1
+        graph.model_name, graph.model_version = f"{base}_{graph_suffix}", -1
         graph.input_map[graph_input] = "graph_input"
         for spec in self.outputs:
             graph.output_map[spec.name] = f"graph_{spec.name}"
@@ -261,18 +286,20 @@ class RepositoryWriter:
             o.name: (self.detect_config(), "python+onnx"),
             f"{o.name}_graph": (self.graph_config("graph"), "python+onnx"),
         }
-        ensembles = ["python"]
+        graphs = {"python": "graph"}
         if o.onnxruntime:
             found[f"{o.name}_onnx"] = (self.graph_config("onnx"), "onnx")
-            ensembles.append("onnx")
+            graphs["onnx"] = "onnx"
         if o.engine is not None:
             found[f"{o.name}_trt"] = (self.graph_config("trt"), "plan")
-            ensembles.append("trt")
-        if self.batched:  # an ensemble hands on Triton batches; an unbatched graph cannot take them
+            graphs["trt"] = "trt"
+        # an ensemble hands on Triton batches; an unbatched graph (fixed batch > 1) cannot take them
+        ensembles = [suffix for suffix, graph in graphs.items() if self.batching[graph][1]]
+        if ensembles:
             found[f"{o.name}_pre"] = (self.pre_config(), "python")
             found[f"{o.name}_post"] = (self.post_config(), "python")
-            for suffix in ensembles:
-                found[f"{o.name}_ensemble_{suffix}"] = (self.ensemble_config(suffix), "none")
+        for suffix in ensembles:
+            found[f"{o.name}_ensemble_{suffix}"] = (self.ensemble_config(suffix), "none")
         return found
 
     def write(self, out_dir: Path) -> list[str]:
@@ -302,7 +329,7 @@ class RepositoryWriter:
 
     def readme(self, names: list[str]) -> str:
         plugin = ""
-        if self.options.engine is not None and self.config.flavour == "tensorrt":
+        if self.engine_config is not None and self.engine_config.flavour == "tensorrt":
             plugin = (
                 "\nThe engine has plugin layers: give the server the plugin library you built "
                 "(`--backend-config=tensorrt,plugins=/path/libedgercnn_plugins.so`, or `LD_PRELOAD`).\n"

@@ -8,8 +8,11 @@ their configs are checked here; the python models are loaded by a real server in
 
 from __future__ import annotations
 
+import json
+
 import onnx
 import pytest
+from edgercnn.runtime.config import ModelConfig
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
@@ -56,6 +59,9 @@ def _config_tensors(tensors) -> dict:
 def gpu_repository(mask_onnx, tmp_path_factory):
     engine = tmp_path_factory.mktemp("engine") / "model.engine"
     engine.write_bytes(b"not a real engine: only copied as model.plan")
+    sidecar = ModelConfig.from_model_file(mask_onnx).to_dict()
+    sidecar["batch"] = 1  # an engine built for batch 1 from the dynamic-batch ONNX
+    engine.with_name("model.engine.json").write_text(json.dumps(sidecar))
     out = tmp_path_factory.mktemp("repo") / "models"
     args = ["--name", "mask", "--onnxruntime", "--engine", str(engine), "--instances", "2", "--gpus", "0,1"]
     assert main([str(mask_onnx), "--out", str(out), *args, "--max-batch", "4"]) == 0
@@ -75,7 +81,7 @@ def test_gpu_model_configs_name_the_onnx_tensors_with_their_dtypes_and_dims(gpu_
     strip_out = {name: (dtype, dims[1:]) for name, (dtype, dims) in onnx_outputs.items()}
     assert _config_tensors(cfg.input) == strip
     assert _config_tensors(cfg.output) == strip_out
-    assert cfg.max_batch_size == 4
+    assert cfg.max_batch_size == (4 if platform == "onnxruntime" else 1)  # the engine's sidecar: batch 1
     assert cfg.dynamic_batching.max_queue_delay_microseconds == 2000
     (group,) = cfg.instance_group
     assert group.kind == mc.ModelInstanceGroup.KIND_GPU and group.count == 2 and list(group.gpus) == [0, 1]
@@ -98,6 +104,7 @@ def test_every_ensemble_step_feeds_each_model_the_tensors_its_config_declares(gp
     for step in ensemble.ensemble_scheduling.step:
         model = _parse(out / step.model_name / "config.pbtxt")
         assert model.max_batch_size >= ensemble.max_batch_size > 0
+        assert ensemble.max_batch_size == (1 if suffix == "trt" else 4)
         inputs, outputs = _config_tensors(model.input), _config_tensors(model.output)
         assert set(step.input_map) == set(inputs)
         for model_input, ensemble_tensor in step.input_map.items():
@@ -151,3 +158,15 @@ def test_a_file_that_is_not_onnx_is_refused_in_one_line(tmp_path, capsys):
     assert main([str(bad), "--out", str(tmp_path / "repo")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "expected the exported ONNX" in err[0]
+
+
+def test_an_engine_of_another_graph_is_refused_in_one_line(mask_onnx, tmp_path, capsys):
+    engine = tmp_path / "other.engine"
+    engine.write_bytes(b"x")
+    sidecar = ModelConfig.from_model_file(mask_onnx).to_dict()
+    sidecar["input"]["height"] = 640
+    engine.with_name("other.engine.json").write_text(json.dumps(sidecar))
+    assert main([str(mask_onnx), "--out", str(tmp_path / "repo"), "--engine", str(engine)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "built from another graph" in err[0] and "640" in err[0]
+    assert not (tmp_path / "repo").exists()
