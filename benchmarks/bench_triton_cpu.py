@@ -7,7 +7,7 @@ build from the nvidia-pytriton wheel) on a repository written by ``edgercnn trit
 threads each with its own gRPC client sending the JPEG to the image-in python model, which
 batches concurrent requests. Figures go into docs/benchmarks.md.
 
-    python benchmarks/bench_triton_cpu.py [--requests 6] [--no-doc]
+    python benchmarks/bench_triton_cpu.py [--requests 6] [--single 15] [--no-doc]
 """
 
 from __future__ import annotations
@@ -73,6 +73,7 @@ def run_clients(
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=6, help="requests per client (default 6)")
+    parser.add_argument("--single", type=int, default=15, help="requests of the lone client (default 15)")
     parser.add_argument("--no-doc", action="store_true", help="print only, do not write docs/benchmarks.md")
     args = parser.parse_args()
 
@@ -126,7 +127,8 @@ def main() -> int:
         for clients in (1, 4, 8):
             for name, maker in paths:
                 print(f"{name}: {clients} client(s) ...", file=sys.stderr)
-                rows.append((name, clients, run_clients(clients, args.requests, maker)))
+                count = args.single if clients == 1 else args.requests
+                rows.append((name, clients, run_clients(clients, count, maker)))
         stats = grpcclient.InferenceServerClient(address).get_inference_statistics("mask", as_json=True)
         model_stats = stats["model_stats"][0]
     finally:
@@ -137,7 +139,8 @@ def main() -> int:
     triton8 = next(r for n, c, r in rows if n == paths[1][0] and c == 8)
     lines = [
         "Command: `python benchmarks/bench_triton_cpu.py` "
-        f"({args.requests} requests per client; {os.cpu_count()}-core CPU, no GPU; shared machine).",
+        f"({args.single} requests for 1 client, {args.requests} per client for 4 and 8; "
+        f"{os.cpu_count()}-core CPU, no GPU, shared with other jobs).",
         "Each request: one 384x288 JPEG frame of the sample video -> detections (bundled Mask R-CNN,",
         "portable ONNX, dynamic batch). Local runtime: one process, one `Detector` shared by the clients.",
         "Triton: the real `tritonserver` (nvidia-pytriton wheel, CPU), python models, one instance each,",
