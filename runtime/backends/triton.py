@@ -47,11 +47,6 @@ _RETRYABLE_STATUS = {
 }
 
 
-def is_remote(model: object) -> bool:
-    """Whether a model argument names a Triton model (a grpc:// or http:// URL) rather than a file."""
-    return isinstance(model, str) and urlsplit(model).scheme in SCHEMES
-
-
 @dataclass(frozen=True)
 class TritonTarget:
     url: str
