@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from .backends.base import Backend, open_backend
+from .backends.base import Backend, is_remote_model, open_backend
 from .config import ModelConfig
 from .detections import Detections, MaskCrop
 from .postprocess import class_ids, postprocess
@@ -41,9 +42,17 @@ class Detector:
         threads: int | None = None,
         score_threshold: float | None = None,
         classes: Iterable[int | str] | None = None,
+        **backend_options: Any,
     ) -> Detector:
-        config = ModelConfig.from_model_file(path)
-        engine = open_backend(path, backend=backend, device=device, threads=threads, config=config)
+        """``path`` is a model file, or a Triton model URL (grpc:// or http://), whose config comes
+        from the server; ``backend_options`` go to the backend (e.g. triton's timeout, retries)."""
+        if is_remote_model(path):
+            engine = open_backend(path, backend=backend, threads=threads, **backend_options)
+            config = engine.config  # type: ignore[attr-defined]
+        else:
+            config = ModelConfig.from_model_file(path)
+            engine = open_backend(path, backend=backend, device=device, threads=threads, config=config,
+                                  **backend_options)  # fmt: skip
         return cls(config, engine, score_threshold=score_threshold, classes=classes)
 
     @property

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from edgercnn.runtime.commands import Verb, dispatch
 
 _HOST = "pip install 'edgercnn[export]'"
+_TRITON = "pip install 'edgercnn[triton]'"
 _DEVICE = "edgercnn.runtime.commands."
 _CLI = "edgercnn.cli."
 
@@ -25,6 +26,7 @@ VERBS: dict[str, Verb] = {
     "run": Verb(_DEVICE + "run", "run a model on images, videos, cameras or streams"),
     "bench": Verb(_CLI + "bench", "latency and throughput, models side by side"),
     "eval": Verb(_DEVICE + "eval", "COCO AP of a model file on a COCO-format set"),
+    "triton": Verb(_CLI + "triton", "write a Triton Inference Server model repository", _TRITON),
     "demo": Verb(_CLI + "demo", "export the bundled model, run it on the sample video", _HOST),
     "synth": Verb(_CLI + "synth", "generate the procedural surveillance data set", _HOST),
     "train": Verb(_CLI + "train", "train a small reference model on the synthetic set", _HOST),

@@ -1,7 +1,8 @@
 """The backend interface and the factory that picks one for a model file.
 
 A backend module (``runtime/backends/<name>.py``) exposes
-``create(model_path: Path, config: ModelConfig, options: BackendOptions) -> Backend``; it is
+``create(model_path: Path, config: ModelConfig, options: BackendOptions) -> Backend`` (the
+triton backend, whose model is a URL, ``connect(url, options)``); it is
 imported only when chosen, so a camera without TensorRT never imports it, and a build host without
 onnxruntime-gpu still opens engines.
 """
@@ -22,6 +23,7 @@ from ..errors import BackendError
 BACKEND_MODULES: dict[str, str] = {
     "onnxruntime": ".onnxruntime",
     "tensorrt": ".tensorrt.backend",
+    "triton": ".triton",
 }
 DEVICES = ("auto", "cpu", "cuda", "tensorrt")
 
@@ -63,6 +65,11 @@ def available_backends() -> list[str]:
     return list(BACKEND_MODULES)
 
 
+def is_remote_model(model: str | Path) -> bool:
+    """A grpc:// or http:// URL names a model on a Triton server, not a file."""
+    return isinstance(model, str) and model.split("://", 1)[0] in ("grpc", "http")
+
+
 def choose_backend_name(model_path: Path, backend: str) -> str:
     if backend != "auto":
         if backend not in BACKEND_MODULES:
@@ -81,7 +88,10 @@ def open_backend(
     config: ModelConfig | None = None,
     **extra: Any,
 ) -> Backend:
-    """Open ``path`` with the named backend ("auto": engines -> tensorrt, ONNX -> onnxruntime)."""
+    """Open ``path`` with the named backend ("auto": engines -> tensorrt, ONNX -> onnxruntime,
+    a grpc:// or http:// URL -> triton, whose backend carries the server's ``config``)."""
+    if is_remote_model(path):
+        return _open_remote(str(path), backend, threads, extra)
     model_path = Path(path)
     if device not in DEVICES:
         raise BackendError(f"{model_path}: unknown device {device!r} (choose from {', '.join(DEVICES)})")
@@ -89,6 +99,11 @@ def open_backend(
         raise BackendError(f"{model_path}: threads must be >= 1, got {threads}")
     config = config or ModelConfig.from_model_file(model_path)
     name = choose_backend_name(model_path, backend)
+    if name == "triton":
+        raise BackendError(
+            f"{model_path}: --backend triton takes the model as a URL, grpc://host:8001/<model> or "
+            "http://host:8000/<model> (a model of a repository written by 'edgercnn triton')"
+        )
     try:
         module = importlib.import_module(BACKEND_MODULES[name], __package__)
     except ModuleNotFoundError as exc:
@@ -97,3 +112,16 @@ def open_backend(
         ) from exc
     options = BackendOptions(device=device, threads=threads, extra=dict(extra))
     return module.create(model_path, config, options)
+
+
+def _open_remote(url: str, backend: str, threads: int | None, extra: dict[str, Any]) -> Backend:
+    if backend not in ("auto", "triton"):
+        raise BackendError(f"{url}: a URL is served by the triton backend, not {backend!r}")
+    try:
+        module = importlib.import_module(BACKEND_MODULES["triton"], __package__)
+    except ModuleNotFoundError as exc:
+        raise BackendError(
+            f"{url}: the triton backend needs the Python package {exc.name!r}, which is not installed "
+            "(pip install 'edgercnn[triton]')"
+        ) from exc
+    return module.connect(url, BackendOptions(threads=threads, extra=dict(extra)))

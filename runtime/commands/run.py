@@ -41,7 +41,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="output folder (JSONL, COCO json, annotated media); one that already holds results "
         "is left alone and the run writes to a new sibling folder (out-2, ...)",
     )
-    p.add_argument("--backend", default="auto", help="auto | onnxruntime | tensorrt")
+    p.add_argument(
+        "--backend", default="auto", help="auto | onnxruntime | tensorrt | triton (--model grpc://host:8001/NAME)"
+    )
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | tensorrt")
     p.add_argument("--threads", type=int, default=None, help="inference threads (default: the library's)")
     p.add_argument("--score", type=float, default=None, help="minimum score to keep (default 0.5)")
