@@ -30,6 +30,7 @@ from ..sources import (
 from .options import ReconnectPolicy
 
 Report = Callable[[str], None]
+NO_FRAMES = "opened but delivered no frames"
 
 
 class StreamState(str, enum.Enum):
@@ -283,9 +284,13 @@ class LiveReader(Reader):
                 if self.policy.attempts and failures >= self.policy.attempts:
                     self._give_up(failures, why)
                     return
-                if failures == 1 or not connected_once:
+                if (
+                    failures & (failures - 1) == 0
+                ):  # attempts 1, 2, 4, 8...: a dead camera does not flood the log
                     delay = self.policy.delay(failures)
-                    self.report(f"warning: {self.stream}: {why}; retrying in {delay:.1f} s")
+                    self.report(
+                        f"warning: {self.stream}: {why} (attempt {failures}); retrying in {delay:.1f} s"
+                    )
                 self.stats.last_error = why
                 self._wait(self.policy.delay(failures))
                 continue
@@ -294,11 +299,11 @@ class LiveReader(Reader):
             capture.release()
             if self.stopping.is_set():
                 break
-            if outcome == "no frames":
+            if outcome == NO_FRAMES:
                 failures += 1
             else:
                 failures = 0
-            connected_once = connected_once or outcome != "no frames"
+            connected_once = connected_once or outcome != NO_FRAMES
             if self.policy.attempts and failures >= self.policy.attempts:
                 self._give_up(failures, outcome)
                 return
@@ -313,7 +318,7 @@ class LiveReader(Reader):
         self._set_state(StreamState.ENDED)
 
     def _read(self, capture: cv2.VideoCapture, connected_once: bool) -> str:
-        """Read until the stream is lost; returns why (``'no frames'`` if it never gave one)."""
+        """Read until the stream is lost; returns why (``NO_FRAMES`` if it never gave one)."""
         index = 0
         last = time.monotonic()
         while not self.stopping.is_set():
@@ -341,7 +346,7 @@ class LiveReader(Reader):
             if not self._post(frame):
                 break
         if index == 0:
-            return "no frames"
+            return NO_FRAMES
         silent = time.monotonic() - last
         if silent >= 0.8 * self.policy.stall_s:
             return f"stalled (no frame for {silent:.1f} s)"
