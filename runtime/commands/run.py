@@ -42,9 +42,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "is left alone and the run writes to a new sibling folder (out-2, ...)",
     )
     p.add_argument(
-        "--backend", default="auto", help="auto | onnxruntime | tensorrt | triton (--model grpc://host:8001/NAME)"
+        "--backend",
+        default="auto",
+        help="auto | onnxruntime | tensorrt | triton (--model grpc://host:8001/NAME)",
     )
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | tensorrt")
+    p.add_argument(
+        "--plugin-lib",
+        type=Path,
+        default=None,
+        help="the TensorRT plugin library an engine with plugin layers needs (default: $EDGERCNN_PLUGIN_LIB, "
+        "then plugins/build); it must match the engine's sidecar hash",
+    )
     p.add_argument("--threads", type=int, default=None, help="inference threads (default: the library's)")
     p.add_argument("--score", type=float, default=None, help="minimum score to keep (default 0.5)")
     p.add_argument("--classes", default=None, help="comma-separated class names or ids to keep")
@@ -196,7 +205,10 @@ def run(args: argparse.Namespace) -> int:
     if args.show and (why := _display_available()):
         raise UsageError(f"--show: {why}")
     plan = plan_run(args)  # every argument and the fleet file checked before the model loads
-    detector = Detector.open(args.model, backend=args.backend, device=args.device, threads=args.threads)
+    options = {} if args.plugin_lib is None else {"plugin_lib": str(args.plugin_lib)}
+    detector = Detector.open(
+        args.model, backend=args.backend, device=args.device, threads=args.threads, **options
+    )
     try:
         report(f"model {args.model}: {detector.config.architecture}, backend {detector.backend.name}")
         for line in plan.notes:

@@ -95,3 +95,20 @@ def test_show_without_a_display_is_refused(tiny_model, tmp_path, capsys, monkeyp
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     code = main(["--model", str(tiny_model), "--source", str(tmp_path), "--show"])
     assert code == 2 and "--show" in capsys.readouterr().err
+
+
+def test_plugin_lib_reaches_the_backend_as_the_users_choice(tiny_model, tmp_path, monkeypatch, capsys):
+    seen = {}
+    original = Detector.open.__func__
+
+    def spy(cls, path, **kwargs):
+        seen.update(kwargs)
+        kwargs.pop("plugin_lib", None)  # the ONNX backend has no plugins to load
+        return original(cls, path, **kwargs)
+
+    monkeypatch.setattr(Detector, "open", classmethod(spy))
+    lib = tmp_path / "libmine.so"
+    code = main(
+        ["--model", str(tiny_model), "--source", str(tmp_path), "--plugin-lib", str(lib), "--no-progress"]
+    )
+    assert code == 1 and seen["plugin_lib"] == str(lib)  # exit 1: the folder holds no inputs
