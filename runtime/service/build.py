@@ -86,29 +86,19 @@ def _flag_options(args: argparse.Namespace, base: ServiceOptions) -> ServiceOpti
     return dataclasses.replace(base, **changes)
 
 
-_FLAG_NAMES = {
-    "batch:": "--batch:",
-    "reconnect initial delay:": "--reconnect-initial:",
-    "reconnect max delay:": "--reconnect-max:",
-    "reconnect attempts:": "--reconnect-attempts:",
-    "stall timeout:": "--stall-timeout:",
-    "metrics port:": "--metrics-port:",
-    "rotate size (MB):": "--rotate-mb:",
-    "rotate interval (minutes):": "--rotate-minutes:",
-    "fps:": "--fps:",
+# What the command line calls each service setting, so that a message names the flag the user typed.
+FLAG_NAMES = {
+    "batch": "--batch",
+    "batch_timeout": "--batch-timeout-ms",
+    "initial_s": "--reconnect-initial",
+    "max_s": "--reconnect-max",
+    "attempts": "--reconnect-attempts",
+    "stall_s": "--stall-timeout",
+    "metrics_port": "--metrics-port",
+    "rotate_mb": "--rotate-mb",
+    "rotate_minutes": "--rotate-minutes",
+    "fps": "--fps",
 }
-
-
-def _check_flags(options: ServiceOptions) -> ServiceOptions:
-    try:
-        return check_options(options)
-    except UsageError as exc:
-        message = str(exc)
-        for said, flag in _FLAG_NAMES.items():
-            if message.startswith(said):
-                message = flag + message[len(said) :]
-                break
-        raise UsageError(message) from None
 
 
 def _streams_from_sources(specs: list[str]) -> list[StreamSpec]:
@@ -127,7 +117,7 @@ def plan_run(args: argparse.Namespace) -> RunPlan:
         value = getattr(args, flag, None)
         if value is not None:
             check_number(value, "--" + flag.replace("_", "-"), low=1, integer=True)
-    options = _check_flags(_flag_options(args, fleet.options if fleet else ServiceOptions()))
+    options = check_options(_flag_options(args, fleet.options if fleet else ServiceOptions()), FLAG_NAMES)
     cli_classes = tuple(c.strip() for c in args.classes.split(",") if c.strip()) if args.classes else None
     score = (
         args.score

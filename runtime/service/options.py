@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ..errors import UsageError
@@ -88,27 +89,40 @@ def check_score(value: object, where: str) -> float:
     return check_number(value, where, low=0.0, high=1.0)
 
 
-def check_policy(policy: ReconnectPolicy, where: str) -> ReconnectPolicy:
-    check_number(policy.initial_s, f"{where}reconnect initial delay", low=0.0, open_low=True)
-    check_number(policy.max_s, f"{where}reconnect max delay", low=policy.initial_s)
-    check_number(policy.factor, f"{where}reconnect factor", low=1.0)
-    check_number(policy.attempts, f"{where}reconnect attempts", low=0, integer=True)
-    check_number(policy.stall_s, f"{where}stall timeout", low=0.0, open_low=True)
-    return policy
+# Setting -> how a message names it; the command line passes its flag names instead.
+SETTING_NAMES: dict[str, str] = {
+    "batch": "batch",
+    "batch_timeout": "batch timeout",
+    "initial_s": "reconnect initial delay",
+    "max_s": "reconnect max delay",
+    "factor": "reconnect factor",
+    "attempts": "reconnect attempts",
+    "stall_s": "stall timeout",
+    "metrics_port": "metrics port",
+    "rotate_mb": "rotate size (MB)",
+    "rotate_minutes": "rotate interval (minutes)",
+    "fps": "fps",
+}
 
 
-def check_options(options: ServiceOptions, where: str = "") -> ServiceOptions:
-    """Every service-wide value in range; ``where`` prefixes messages (a fleet file's name)."""
+def check_options(options: ServiceOptions, names: Mapping[str, str] = SETTING_NAMES) -> ServiceOptions:
+    """Every service-wide value in range; ``names`` says what each message calls the setting."""
+    name = {**SETTING_NAMES, **names}
+    policy = options.reconnect
     if options.batch is not None:
-        check_number(options.batch, f"{where}batch", low=1, integer=True)
-    check_number(options.batch_timeout_s, f"{where}batch timeout", low=0.0)
-    check_policy(options.reconnect, where)
+        check_number(options.batch, name["batch"], low=1, integer=True)
+    check_number(options.batch_timeout_s, name["batch_timeout"], low=0.0)
+    check_number(policy.initial_s, name["initial_s"], low=0.0, open_low=True)
+    check_number(policy.max_s, name["max_s"], low=policy.initial_s)
+    check_number(policy.factor, name["factor"], low=1.0)
+    check_number(policy.attempts, name["attempts"], low=0, integer=True)
+    check_number(policy.stall_s, name["stall_s"], low=0.0, open_low=True)
     if options.metrics_port is not None:
-        check_number(options.metrics_port, f"{where}metrics port", low=0, high=65535, integer=True)
+        check_number(options.metrics_port, name["metrics_port"], low=0, high=65535, integer=True)
     if options.rotate_mb is not None:
-        check_number(options.rotate_mb, f"{where}rotate size (MB)", low=0.0, open_low=True)
+        check_number(options.rotate_mb, name["rotate_mb"], low=0.0, open_low=True)
     if options.rotate_minutes is not None:
-        check_number(options.rotate_minutes, f"{where}rotate interval (minutes)", low=0.0, open_low=True)
+        check_number(options.rotate_minutes, name["rotate_minutes"], low=0.0, open_low=True)
     if options.fps is not None:
-        check_number(options.fps, f"{where}fps", low=0.0, high=1000.0, open_low=True)
+        check_number(options.fps, name["fps"], low=0.0, high=1000.0, open_low=True)
     return options
