@@ -31,6 +31,7 @@ from edgercnn.export.deploy.errors import ExportError
 from edgercnn.export.eager import Outputs, bgr_to_tensor, eager_detections, run_eager
 from edgercnn.runtime.detections import Detections
 from edgercnn.runtime.files import IMAGE_SUFFIXES
+from edgercnn.runtime.keypoints import decode_heatmaps
 from edgercnn.runtime.matching import ParityTally
 from torchvision.models.detection.roi_heads import paste_masks_in_image
 from torchvision.models.detection.transform import resize_boxes, resize_keypoints
@@ -64,7 +65,10 @@ def padded_to_detections(outputs: Sequence[np.ndarray], deploy: DeployRCNN) -> O
             masks = torch.from_numpy(np.asarray(outputs[4][image, :n]))[:, None]
             det["masks"] = paste_masks_in_image(masks, boxes, source).numpy()
         if deploy.kind == "keypointrcnn":
-            kp = torch.from_numpy(np.array(outputs[4][image, :n]))
+            raw = np.asarray(outputs[4][image, :n])
+            if deploy.options.keypoint_decode == "host":  # heatmaps: the runtime's decoder
+                raw = decode_heatmaps(raw, np.asarray(outputs[1][image, :n]))
+            kp = torch.from_numpy(np.array(raw))
             det["keypoints_scores"] = kp[..., 2].numpy().copy()
             kp[..., 2] = 1.0
             det["keypoints"] = resize_keypoints(kp, valid, source).numpy()

@@ -24,7 +24,10 @@ from .errors import ModelFormatError
 
 # --- where the config lives ---------------------------------------------------------------------
 
-FORMAT_VERSION = 1  # bumped only when a reader of version N cannot read the new files
+FORMAT_VERSION = 2  # bumped only when a reader of version N cannot read the new files
+# Versions this runtime reads: 2 moved keypoint decoding out of the graph (``keypoint_heatmaps``),
+# which a version-1 reader would silently skip; version-1 files (``keypoints``) still read.
+READABLE_FORMAT_VERSIONS = (1, 2)
 CONFIG_KEY = "edgercnn.config"  # ONNX metadata_props key holding the config JSON
 FORMAT_KEY = "edgercnn.format_version"  # metadata_props key repeating the version, for tools
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")  # serialized TensorRT engines
@@ -93,6 +96,8 @@ INPUT_COLORS: Mapping[str, str] = MappingProxyType(
 # --- the head table -----------------------------------------------------------------------------
 
 BASE_OUTPUTS = ("num_detections", "boxes", "scores", "labels")
+KEYPOINTS = "keypoints"  # [N, K, P, 3] decoded in the graph (format 1, ``--keypoint-decode graph``)
+KEYPOINT_HEATMAPS = "keypoint_heatmaps"  # [N, K, P, S, S] logits the runtime decodes (the default)
 
 
 @dataclass(frozen=True)
@@ -114,10 +119,10 @@ HEADS: Mapping[Kind, Head] = MappingProxyType(
         ),
         Kind.KEYPOINTRCNN: Head(
             Kind.KEYPOINTRCNN,
-            (*BASE_OUTPUTS, "keypoints"),
+            (*BASE_OUTPUTS, KEYPOINT_HEATMAPS),
             ("num_keypoints",),
             ("bbox", "keypoints"),
-            "scale_keypoints",
+            "decode_heatmaps",
         ),
     }
 )
@@ -332,7 +337,7 @@ class ModelConfig:
 
     @property
     def has_keypoints(self) -> bool:
-        return "keypoints" in self.outputs
+        return KEYPOINTS in self.outputs or KEYPOINT_HEATMAPS in self.outputs
 
     @property
     def head(self) -> Head:
@@ -374,8 +379,9 @@ class ModelConfig:
         if not isinstance(data, dict):
             raise fail("is not a JSON object")
         version = data.get("format_version")
-        if version != FORMAT_VERSION:
-            raise fail(f"has format_version {version!r}, this runtime reads {FORMAT_VERSION}")
+        if version not in READABLE_FORMAT_VERSIONS:
+            readable = " or ".join(str(v) for v in READABLE_FORMAT_VERSIONS)
+            raise fail(f"has format_version {version!r}, this runtime reads {readable}")
         try:
             arch = str(data["architecture"])
             if arch not in ARCHITECTURES:

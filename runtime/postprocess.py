@@ -1,7 +1,8 @@
 """Graph outputs -> detections in original image pixels, as torchvision's ``transform.postprocess``.
 
 Boxes and keypoints are scaled by ``original / resized`` in float32 (``resize_boxes``,
-``resize_keypoints``). Masks follow ``paste_masks_in_image``: the 28x28 probabilities are zero-padded
+``resize_keypoints``); keypoint heatmaps are first decoded for the kept detections
+(``runtime/keypoints.py``). Masks follow ``paste_masks_in_image``: the 28x28 probabilities are zero-padded
 by one pixel, the box is expanded by (M + 2) / M around its centre and truncated to integers, the
 padded mask is resized bilinearly (align_corners=False) to the expanded box's size (w + 1, h + 1),
 and the part inside the image is kept, thresholded at 0.5. Each mask is computed only inside its
@@ -17,7 +18,9 @@ import numpy as np
 
 from .config import ModelConfig
 from .detections import Detections, MaskCrop
+from .contract import KEYPOINT_HEATMAPS, KEYPOINTS
 from .errors import UsageError
+from .keypoints import decode_heatmaps
 from .preprocess import ImageTransform
 
 MASK_THRESHOLD = 0.5
@@ -127,8 +130,11 @@ def postprocess(
                 masks = masks[:, 0]
             crops = paste_masks(masks.astype(np.float32, copy=False), boxes, image_size)
         keypoints = None
-        if "keypoints" in outputs:
-            keypoints = scale_keypoints(outputs["keypoints"][i, idx], transform)
+        if KEYPOINT_HEATMAPS in outputs:  # decoded here, for the kept detections only
+            decoded = decode_heatmaps(outputs[KEYPOINT_HEATMAPS][i, idx], outputs["boxes"][i, idx])
+            keypoints = scale_keypoints(decoded, transform)
+        elif KEYPOINTS in outputs:
+            keypoints = scale_keypoints(outputs[KEYPOINTS][i, idx], transform)
         results.append(
             Detections(
                 boxes=boxes,

@@ -29,6 +29,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--batch", default="1", help="batch size, or 'dynamic' (default 1)")
     g.add_argument("--input-dtype", choices=("float32", "uint8"), default="float32")
     g.add_argument(
+        "--keypoint-decode", choices=("host", "graph"), default="host",
+        help="Keypoint R-CNN: decode heatmaps in the runtime for the kept detections (default), "
+        "or in the graph for every padded row (for consumers of the raw graph outputs)",
+    )  # fmt: skip
+    g.add_argument(
         "--flavour", default="portable", help="comma-separated: portable,tensorrt (default portable)"
     )
     g.add_argument("--no-simplify", action="store_true", help="skip onnxslim simplification")
@@ -197,7 +202,7 @@ def export_files(args: argparse.Namespace) -> list[Any]:
     else:
         height, width = int(model.transform.min_size[-1]), int(model.transform.max_size)
     steps(f"deploy graph for {width}x{height} source, batch {batch}, {args.input_dtype} input")
-    deploy = DeployRCNN(model, DeployOptions(height, width, args.input_dtype)).eval()
+    deploy = DeployRCNN(model, DeployOptions(height, width, args.input_dtype, args.keypoint_decode)).eval()
     class_names = source.class_names or metadata.default_class_names(deploy.num_classes)
     results = []
     for flavour in flavours:

@@ -3,8 +3,8 @@
 ``DeployRCNN`` wraps a ``FasterRCNN`` / ``MaskRCNN`` / ``KeypointRCNN`` (any backbone returning
 an ordered dict of feature maps) for one source size and batch, and returns the padded outputs of
 docs/model-format.md: ``num_detections [N]``, ``boxes [N, K, 4]``, ``scores [N, K]``,
-``labels [N, K]`` and ``masks [N, K, M, M]`` or ``keypoints [N, K, P, 3]``, in pixels of the
-graph input. It reuses the model's own modules (backbone, heads, box coders), so a checkpoint
+``labels [N, K]`` and ``masks [N, K, M, M]`` or ``keypoint_heatmaps [N, K, P, S, S]`` (or, decoded
+in the graph, ``keypoints [N, K, P, 3]``), in pixels of the graph input. It reuses the model's own modules (backbone, heads, box coders), so a checkpoint
 loaded into the torchvision model is exactly what the graph computes with.
 """
 
@@ -19,12 +19,13 @@ from edgercnn.export.deploy.keypoints import WINDOW_RADIUS
 from edgercnn.export.deploy.preprocess import INPUT_DTYPES, InputAdapter
 from edgercnn.export.deploy.roi_heads import StaticBoxHead, StaticKeypointHead, StaticMaskHead, StaticRoIPool
 from edgercnn.export.deploy.rpn import StaticRPN
-from edgercnn.runtime.contract import head_of
+from edgercnn.runtime.contract import KEYPOINT_HEATMAPS, KEYPOINTS, head_of
 from torch import nn
 from torchvision.models.detection.generalized_rcnn import GeneralizedRCNN
 
 # Local maxima of each keypoint heatmap around which the upsampled map is searched.
 DEFAULT_KEYPOINT_CANDIDATES = 8
+KEYPOINT_DECODES = ("host", "graph")
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,10 @@ class DeployOptions:
     source_height: int
     source_width: int
     input_dtype: str = "float32"
+    # Where keypoint heatmaps become keypoints: "host" (the runtime, kept detections only: the
+    # default, as the in-graph search over every padded row costs more than the network on a CPU)
+    # or "graph" (a windowed search in the graph, for consumers that take the graph's outputs raw).
+    keypoint_decode: str = "host"
     keypoint_candidates: int = DEFAULT_KEYPOINT_CANDIDATES
     # Heatmap cells searched around each candidate; None searches whole RoIs (exact, costly).
     keypoint_window_radius: float | None = WINDOW_RADIUS
@@ -62,6 +67,10 @@ class DeployRCNN(nn.Module):
             raise UnsupportedModelError(
                 f"input dtype must be one of {INPUT_DTYPES}, got {options.input_dtype!r}"
             )
+        if options.keypoint_decode not in KEYPOINT_DECODES:
+            raise UnsupportedModelError(
+                f"keypoint decode must be one of {KEYPOINT_DECODES}, got {options.keypoint_decode!r}"
+            )
         model = model.eval()
         transform = model.transform
         self.geometry: InputGeometry = input_geometry(transform, options.source_height, options.source_width)
@@ -85,14 +94,19 @@ class DeployRCNN(nn.Module):
         elif self.kind == "keypointrcnn":
             pool = StaticRoIPool(heads.keypoint_roi_pool, feature_names, feature_shapes, self.geometry)
             self.keypoint_head = StaticKeypointHead(
-                heads, pool, self.geometry, options.keypoint_candidates, options.keypoint_window_radius
-            )
+                heads, pool, self.geometry, options.keypoint_candidates, options.keypoint_window_radius,
+                decode_in_graph=options.keypoint_decode == "graph",
+            )  # fmt: skip
             self.num_keypoints = int(heads.keypoint_predictor.kps_score_lowres.out_channels)
 
     @property
     def output_names(self) -> list[str]:
-        """The graph outputs of this kind, as the model-file contract's head table lists them."""
-        return list(head_of(self.kind).outputs)
+        """The graph outputs of this kind, as the model-file contract's head table lists them
+        (keypoints decoded in the graph replace the heatmaps)."""
+        names = list(head_of(self.kind).outputs)
+        if self.options.keypoint_decode == "graph":
+            names = [KEYPOINTS if n == KEYPOINT_HEATMAPS else n for n in names]
+        return names
 
     @property
     def input_shape(self) -> tuple[int, int, int]:

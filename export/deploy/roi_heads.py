@@ -147,7 +147,9 @@ class StaticMaskHead(nn.Module):
 
 
 class StaticKeypointHead(nn.Module):
-    """``[N, K, P, 3]`` keypoints ``(x, y, score)`` of each detection (``keypointrcnn_inference``)."""
+    """Each detection's keypoint heatmap logits ``[N, K, P, S, S]`` (decoded on the host, for the
+    detections kept, by ``runtime/keypoints.py``), or with ``decode_in_graph`` its keypoints
+    ``[N, K, P, 3]`` ``(x, y, score)`` (``keypointrcnn_inference`` for every padded row)."""
 
     def __init__(
         self,
@@ -156,6 +158,7 @@ class StaticKeypointHead(nn.Module):
         geometry: InputGeometry,
         candidates: int,
         radius: float | None,
+        decode_in_graph: bool = False,
     ) -> None:
         super().__init__()
         self.pool = pool
@@ -165,10 +168,13 @@ class StaticKeypointHead(nn.Module):
         self.max_width = geometry.valid_width
         self.candidates = candidates
         self.radius = radius
+        self.decode_in_graph = decode_in_graph
 
     def forward(self, features: list[torch.Tensor], boxes: torch.Tensor) -> torch.Tensor:
         batch, rows = boxes.shape[:2]
         heatmaps = self.keypoint_predictor(self.keypoint_head(self.pool(features, boxes)))
+        if not self.decode_in_graph:
+            return heatmaps.reshape(batch, rows, *heatmaps.shape[1:])
         keypoints = heatmaps_to_keypoints_static(
             heatmaps, boxes.reshape(-1, 4), self.max_height, self.max_width, self.candidates, self.radius
         )

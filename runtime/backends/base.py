@@ -22,6 +22,7 @@ from ..errors import BackendError
 # backend name -> module implementing ``create``
 BACKEND_MODULES: dict[str, str] = {
     "onnxruntime": ".onnxruntime",
+    "openvino": ".openvino",
     "tensorrt": ".tensorrt.backend",
     "triton": ".triton",
 }

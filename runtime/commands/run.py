@@ -44,7 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--backend",
         default="auto",
-        help="auto | onnxruntime | tensorrt | triton (--model grpc://host:8001/NAME)",
+        help="auto | onnxruntime | openvino | tensorrt | triton (--model grpc://host:8001/NAME)",
     )
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | tensorrt")
     p.add_argument(

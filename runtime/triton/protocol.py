@@ -45,7 +45,7 @@ def detection_outputs(config: ModelConfig) -> list[tuple[str, str, list[int]]]:
     ]
     if "masks" in config.outputs:
         specs.append(("masks", "BYTES", [k]))
-    if "keypoints" in config.outputs:
+    if config.has_keypoints:
         specs.append(("keypoints", "FP32", [k, max(len(config.keypoint_names), 1), 3]))
     return specs
 
@@ -102,7 +102,7 @@ def pack_detections(dets: list[Detections], config: ModelConfig) -> dict[str, np
     masks = "masks" in config.outputs
     if masks:
         out["masks"] = np.full((n, k), b"", dtype=object)
-    if "keypoints" in config.outputs:
+    if config.has_keypoints:
         out["keypoints"] = np.zeros((n, k, keypoint_count(config), 3), np.float32)
     for i, d in enumerate(dets):
         m = min(len(d), k)

@@ -22,15 +22,17 @@ def tiny_config(
     dtype: str = "float32",
     batch: int | str = 1,
     detections: int = 5,
+    keypoint_output: str = "keypoint_heatmaps",
 ) -> dict[str, Any]:
+    """A config of the current format; ``keypoint_output="keypoints"`` gives a format-1 keypoint file."""
     valid_h, valid_w = valid or (height, width)
     outputs = ["num_detections", "boxes", "scores", "labels"]
     if architecture == "maskrcnn":
         outputs.append("masks")
     if architecture == "keypointrcnn":
-        outputs.append("keypoints")
+        outputs.append(keypoint_output)
     return {
-        "format_version": 1,
+        "format_version": 1 if keypoint_output == "keypoints" else 2,
         "architecture": architecture,
         "builder": "tiny_test",
         "class_names": ["__background__", "person", "car", "plate"],
@@ -93,6 +95,8 @@ def tiny_outputs(config: dict[str, Any], count: int, seed: int = 0) -> dict[str,
             [rng.uniform(0, w, (1, k, 17)), rng.uniform(0, h, (1, k, 17)), rng.normal(0, 3, (1, k, 17))], 3
         )
         out["keypoints"] = kp.astype(np.float32)
+    if "keypoint_heatmaps" in config["outputs"]:
+        out["keypoint_heatmaps"] = rng.normal(0, 1, (1, k, 17, 56, 56)).astype(np.float32)
     return out
 
 
@@ -139,7 +143,9 @@ def make_tiny_onnx(path: Path, config: dict[str, Any], outputs: dict[str, np.nda
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     model.ir_version = 9
-    helper.set_model_props(model, {"edgercnn.config": json.dumps(config), "edgercnn.format_version": "1"})
+    helper.set_model_props(
+        model, {"edgercnn.config": json.dumps(config), "edgercnn.format_version": str(config["format_version"])}
+    )
     onnx.checker.check_model(model)
     path.write_bytes(model.SerializeToString())
     return path

@@ -19,10 +19,12 @@ from tests.builders.torch_models import KINDS, random_bgr_images, random_images,
 EXHAUSTIVE_KEYPOINTS = None
 
 
-def compare(model, images, input_dtype="float32", bgr=None):
+def compare(model, images, input_dtype="float32", bgr=None, keypoint_decode="host"):
     """Eager vs deploy graph on ``images`` (same size); returns the tally and the raw outputs."""
     height, width = images[0].shape[-2:]
-    options = DeployOptions(height, width, input_dtype, keypoint_window_radius=EXHAUSTIVE_KEYPOINTS)
+    options = DeployOptions(
+        height, width, input_dtype, keypoint_decode, keypoint_window_radius=EXHAUSTIVE_KEYPOINTS
+    )
     deploy = DeployRCNN(model, options).eval()
     with torch.inference_mode():
         reference = model(images)
@@ -71,6 +73,15 @@ def test_deploy_graph_matches_eager_on_non_square_and_odd_sizes(kind, size):
     model = tiny_model(kind, seed=1)
     tally, _, _ = compare(model, random_images(2, height, width, seed=3))
     assert_parity(tally, kind)
+
+
+@pytest.mark.parametrize("decode", ["host", "graph"])
+def test_keypoints_decoded_in_the_graph_or_on_the_host_both_match_eager(decode):
+    model = tiny_model("keypointrcnn", seed=2)
+    tally, outputs, _ = compare(model, random_images(2, 96, 128, seed=4), keypoint_decode=decode)
+    # host: [N, K, P, S, S] heatmaps for the runtime; graph: [N, K, P, 3] keypoints
+    assert outputs[4].ndim == (5 if decode == "host" else 4)
+    assert_parity(tally, "keypointrcnn")
 
 
 @pytest.mark.parametrize("kind", KINDS)

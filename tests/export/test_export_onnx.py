@@ -13,6 +13,7 @@ from edgercnn.export.deploy import DeployOptions, DeployRCNN
 from edgercnn.export.deploy.errors import ExportError
 from edgercnn.export.onnx_export import FILE_NAMES, OPSET, PLUGIN_DOMAIN, export_onnx, plugin_nodes
 from edgercnn.export.parity import padded_to_detections, parity_report
+from edgercnn.runtime.contract import FORMAT_VERSION
 from edgercnn.runtime.matching import ParityTally
 
 from tests.builders.torch_models import random_bgr_images, random_images, tiny_model
@@ -169,7 +170,7 @@ def test_metadata_round_trips_the_model_config(mask_tensorrt):
     path = result.path
     model = onnx.load(str(path))
     props = {p.key: p.value for p in model.metadata_props}
-    assert props["edgercnn.format_version"] == "1"
+    assert props["edgercnn.format_version"] == str(FORMAT_VERSION)
     config = metadata.read(path)
     assert config["architecture"] == "maskrcnn"
     assert config["flavour"] == "tensorrt"

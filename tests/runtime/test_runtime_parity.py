@@ -74,10 +74,15 @@ def _as_dict(d) -> dict[str, np.ndarray]:
     return {"boxes": d.boxes, "scores": d.scores, "labels": d.labels, "masks": d.masks}
 
 
-@pytest.mark.parametrize("scale", [1, 2], ids=["source-size", "twice-the-source-size"])
-def test_runtime_detections_match_torchvision_eager(exported, scale):
+@pytest.mark.parametrize(
+    "scale,backend",
+    [(1, "onnxruntime"), (2, "onnxruntime"), (1, "openvino")],
+    ids=["source-size", "twice-the-source-size", "openvino"],
+)
+def test_runtime_detections_match_torchvision_eager(exported, scale, backend):
     model, path = exported
-    detector = Detector.open(path)
+    detector = Detector.open(path, backend=backend, threads=1)
+    assert detector.backend.name.startswith(backend)
     tally = ParityTally()
     for seed in range(2):
         frame = _scene(SOURCE_HW[0] * scale, SOURCE_HW[1] * scale, seed)
