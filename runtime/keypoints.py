@@ -43,7 +43,7 @@ def decode_heatmaps(heatmaps: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         x1, y1, x2, y2 = (np.float32(v) for v in boxes[i])
         width = max(x2 - x1, np.float32(1.0))
         height = max(y2 - y1, np.float32(1.0))
-        width_ceil, height_ceil = int(math.ceil(width)), int(math.ceil(height))
+        width_ceil, height_ceil = math.ceil(width), math.ceil(height)
         roi = _upsample(heatmaps[i].astype(np.float32, copy=False), height_ceil, width_ceil)
         flat = roi.reshape(p, -1)
         pos = flat.argmax(axis=1)  # first maximum in row-major order, as torch's argmax

@@ -17,8 +17,8 @@ import cv2
 import numpy as np
 
 from .config import ModelConfig
-from .detections import Detections, MaskCrop
 from .contract import KEYPOINT_HEATMAPS, KEYPOINTS
+from .detections import Detections, MaskCrop
 from .errors import UsageError
 from .keypoints import decode_heatmaps
 from .preprocess import ImageTransform

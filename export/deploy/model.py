@@ -3,9 +3,10 @@
 ``DeployRCNN`` wraps a ``FasterRCNN`` / ``MaskRCNN`` / ``KeypointRCNN`` (any backbone returning
 an ordered dict of feature maps) for one source size and batch, and returns the padded outputs of
 docs/model-format.md: ``num_detections [N]``, ``boxes [N, K, 4]``, ``scores [N, K]``,
-``labels [N, K]`` and ``masks [N, K, M, M]`` or ``keypoint_heatmaps [N, K, P, S, S]`` (or, decoded
-in the graph, ``keypoints [N, K, P, 3]``), in pixels of the graph input. It reuses the model's own modules (backbone, heads, box coders), so a checkpoint
-loaded into the torchvision model is exactly what the graph computes with.
+``labels [N, K]`` and ``masks [N, K, M, M]`` or ``keypoint_heatmaps [N, K, P, S, S]`` (or,
+decoded in the graph, ``keypoints [N, K, P, 3]``), in pixels of the graph input. It reuses the
+model's own modules (backbone, heads, box coders), so a checkpoint loaded into the torchvision
+model is exactly what the graph computes with.
 """
 
 from __future__ import annotations

@@ -19,7 +19,14 @@ from ..config import ModelConfig
 from ..errors import BackendError
 from .base import BackendOptions, TensorSpec
 
-_OV_TYPES = {"f32": "float32", "f16": "float16", "u8": "uint8", "i64": "int64", "i32": "int32", "boolean": "bool"}
+_OV_TYPES = {
+    "f32": "float32",
+    "f16": "float16",
+    "u8": "uint8",
+    "i64": "int64",
+    "i32": "int32",
+    "boolean": "bool",
+}
 
 
 def openvino() -> Any:
@@ -27,7 +34,9 @@ def openvino() -> Any:
     try:
         return importlib.import_module("openvino")
     except ModuleNotFoundError as exc:
-        raise BackendError("the openvino backend needs 'openvino' (pip install 'edgercnn[openvino]')") from exc
+        raise BackendError(
+            "the openvino backend needs 'openvino' (pip install 'edgercnn[openvino]')"
+        ) from exc
 
 
 def _spec(port: Any) -> TensorSpec:
@@ -55,7 +64,8 @@ class OpenVinoBackend:
             )
         if config.flavour == "tensorrt":
             raise BackendError(
-                f"{model_path}: is a TensorRT-flavour model (plugin nodes); OpenVINO runs the portable model.onnx"
+                f"{model_path}: is a TensorRT-flavour model (plugin nodes); "
+                "OpenVINO runs the portable model.onnx"
             )
         ov = openvino()
         self.model_path = model_path

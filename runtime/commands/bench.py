@@ -212,7 +212,10 @@ def write_plot(report: dict[str, Any], path: Path) -> bool:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, nargs="+", help="model files (ONNX or engines)")
     p.add_argument(
-        "--backend", nargs="+", default=["auto"], help="backends to compare (auto onnxruntime openvino tensorrt)"
+        "--backend",
+        nargs="+",
+        default=["auto"],
+        help="backends to compare (auto onnxruntime openvino tensorrt)",
     )
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | tensorrt")
     p.add_argument("--threads", type=int, default=None, help="inference threads")

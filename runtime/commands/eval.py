@@ -21,7 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ann", required=True, help="COCO-format annotation JSON")
     parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N images (by id)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    parser.add_argument("--backend", default="auto", help="runtime backend (auto, onnxruntime, openvino, tensorrt)")
+    parser.add_argument(
+        "--backend", default="auto", help="runtime backend (auto, onnxruntime, openvino, tensorrt)"
+    )
     parser.add_argument("--device", default="cpu", help="cpu, cuda, tensorrt or auto")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for onnxruntime")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")

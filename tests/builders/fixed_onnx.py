@@ -144,7 +144,8 @@ def make_tiny_onnx(path: Path, config: dict[str, Any], outputs: dict[str, np.nda
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     model.ir_version = 9
     helper.set_model_props(
-        model, {"edgercnn.config": json.dumps(config), "edgercnn.format_version": str(config["format_version"])}
+        model,
+        {"edgercnn.config": json.dumps(config), "edgercnn.format_version": str(config["format_version"])},
     )
     onnx.checker.check_model(model)
     path.write_bytes(model.SerializeToString())

@@ -39,7 +39,11 @@ def test_host_decode_equals_torchvision_heatmaps_to_keypoints(peaked):
 
 
 def test_no_detections_decode_to_an_empty_array():
-    assert decode_heatmaps(np.zeros((0, 17, 56, 56), np.float32), np.zeros((0, 4), np.float32)).shape == (0, 17, 3)
+    assert decode_heatmaps(np.zeros((0, 17, 56, 56), np.float32), np.zeros((0, 4), np.float32)).shape == (
+        0,
+        17,
+        3,
+    )
 
 
 def test_postprocess_decodes_only_the_detections_that_are_kept(monkeypatch):
