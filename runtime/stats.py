@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict, deque
+from collections.abc import Callable
 
 import numpy as np
 
@@ -47,3 +49,22 @@ def format_table(summary: dict[str, dict[str, float]], title: str = "stage") -> 
     for stage, s in summary.items():
         lines.append(f"| {stage} | {s['p50']:.2f} | {s['p90']:.2f} | {s['p99']:.2f} | {s['mean']:.2f} |")
     return "\n".join(lines)
+
+
+def round_robin(calls: dict[str, Callable[[], object]], runs: int, warmup: int = 1) -> dict[str, list[float]]:
+    """Seconds of each call over ``runs`` rounds, every call once per round after ``warmup`` rounds.
+
+    Interleaving is what makes figures taken on a shared machine comparable: load from anything
+    else falls on every entry alike, where timing one entry after another hands each a different
+    machine. ``edgercnn bench``, ``edgercnn quantize``'s latency column and the benchmarks use it.
+    """
+    for _ in range(warmup):
+        for call in calls.values():
+            call()
+    seconds: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(runs):
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call()
+            seconds[name].append(time.perf_counter() - start)
+    return seconds

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,17 +24,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def eager_entry(args: argparse.Namespace, model: Path, config: Any, encoded: bytes) -> dict[str, Any]:
+def eager_entry(
+    args: argparse.Namespace, model: Path, config: Any
+) -> tuple[dict[str, Any], Callable[[], Any]]:
     """torchvision eager on the same frame, with the same stages as the runtime's entries."""
     try:
         from edgercnn.export import eager_bench
     except ModuleNotFoundError as exc:
         raise UsageError(f"--eager needs torch and the export extra ({exc.name!r} is missing)") from exc
-    runner = eager_bench.EagerRunner(args.eager, config, threads=args.threads, score_threshold=args.score)
-    print(f"bench: {args.eager} on torchvision eager ...", file=sys.stderr)
-    result = device_bench.run_entry(runner, encoded, args.batch, args.warmup, args.runs)
-    return {"name": f"{Path(args.eager).name} [torchvision eager]", "model": str(args.eager),
-            "backend": "torchvision-eager", "precision": "fp32", "flavour": "eager", **result}  # fmt: skip
+
+    def open_eager() -> Any:
+        print(f"bench: {args.eager} on torchvision eager ...", file=sys.stderr)
+        return eager_bench.EagerRunner(args.eager, config, threads=args.threads, score_threshold=args.score)
+
+    meta = {"name": f"{Path(args.eager).name} [torchvision eager]", "model": str(args.eager),
+            "backend": "torchvision-eager", "precision": "fp32", "flavour": "eager"}  # fmt: skip
+    return meta, open_eager
 
 
 def run(args: argparse.Namespace) -> int:

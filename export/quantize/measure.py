@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 from edgercnn.runtime.sessions import session_options
+from edgercnn.runtime.stats import round_robin
 
 INT8_KERNEL_PREFIXES = ("QLinear", "QGemm", "MatMulInteger", "ConvInteger", "DynamicQuantize")
 QDQ_KERNELS = ("QuantizeLinear", "DequantizeLinear")
@@ -55,15 +56,9 @@ def compare_latency(
     """Median ms per model, the models run in turn (round robin) so that a machine shared with other
     work slows them all alike; timings taken one model after the other drift with the load."""
     sessions = {name: open_session(path, threads) for name, path in paths.items()}
-    for session in sessions.values():
-        session.run(None, feed)
-    times: dict[str, list[float]] = {name: [] for name in sessions}
-    for _ in range(runs):
-        for name, session in sessions.items():
-            start = time.perf_counter()
-            session.run(None, feed)
-            times[name].append((time.perf_counter() - start) * 1000.0)
-    return {name: float(statistics.median(values)) for name, values in times.items()}
+    calls = {name: (lambda s=session: s.run(None, feed)) for name, session in sessions.items()}
+    seconds = round_robin(calls, runs, warmup=1)  # the same rounds as ``edgercnn bench``
+    return {name: float(statistics.median(values)) * 1000.0 for name, values in seconds.items()}
 
 
 @dataclass

@@ -1,8 +1,10 @@
 """Latency and throughput, models side by side: per-stage latency, throughput and peak memory.
 
-Each entry (a model on a backend and device) gets warm-up runs, then N timed runs of the whole
-frame path: decode (JPEG of the bench image), preprocess, infer, postprocess. Peak RSS is measured
-per entry (the kernel's high-water mark is reset between entries where Linux allows it). Callers
+Each entry (a model on a backend and device) is opened and warmed up, then all entries are timed
+in rounds, each entry once per round (``stats.round_robin``), on the whole frame path: decode
+(JPEG of the bench image), preprocess, infer, postprocess. The memory column is what opening and
+warming an entry added to the process at its peak (the kernel's high-water mark is reset before
+each entry where Linux allows it). Callers
 may add companion entries per model (``edgercnn bench --eager`` adds torchvision eager from the
 build host's side); the runtime itself never imports torch.
 """
@@ -17,6 +19,7 @@ import resource
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +27,7 @@ import cv2
 import numpy as np
 
 from ..errors import SourceError, UsageError
-from ..stats import StageTimes, format_table
+from ..stats import StageTimes, format_table, round_robin
 
 BENCH_STAGES = ("decode", "preprocess", "infer", "postprocess", "total")
 
@@ -37,6 +40,18 @@ def reset_peak_rss() -> bool:
         return True
     except OSError:
         return False
+
+
+def current_rss_mb() -> float:
+    """Resident memory now (Linux ``VmRSS``; 0 where unknown)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return 0.0
 
 
 def peak_rss_mb() -> float:
@@ -72,44 +87,60 @@ def bench_image(path: str | None, size: tuple[int, int] | None) -> np.ndarray:
     return image
 
 
-def run_entry(runner: Any, encoded: bytes, batch: int, warmup: int, runs: int) -> dict[str, Any]:
-    """Time ``runner.detect`` (a Detector or an eager adapter) on ``batch`` copies of the frame."""
-    buffer = np.frombuffer(encoded, np.uint8)
-    for _ in range(warmup):
-        runner.detect([cv2.imdecode(buffer, cv2.IMREAD_COLOR) for _ in range(batch)])
-    times = StageTimes()
-    reset_ok = reset_peak_rss()
-    detections = 0
-    start = time.perf_counter()
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        images = [cv2.imdecode(buffer, cv2.IMREAD_COLOR) for _ in range(batch)]
-        t1 = time.perf_counter()
-        results = runner.detect(images)
-        t2 = time.perf_counter()
-        timing = results[0].timings if results else {}
-        times.add("decode", (t1 - t0) / batch)
-        for stage in ("preprocess", "infer", "postprocess"):
-            if stage in timing:
-                times.add(stage, timing[stage] / batch)
-        times.add("total", (t2 - t0) / batch)
-        detections = sum(len(r) for r in results)
-    wall = time.perf_counter() - start
-    return {
-        "stages": times.summary(BENCH_STAGES),
-        "throughput_fps": runs * batch / wall,
-        "peak_rss_mb": round(peak_rss_mb(), 1),
-        "peak_rss_is_per_entry": reset_ok,
-        "detections_last_frame": detections,
-    }
+@dataclass
+class Entry:
+    """One thing being timed: a Detector (or an eager adapter) and what the report says of it."""
+
+    meta: dict[str, Any]  # name, model, backend, precision, flavour
+    runner: Any  # has ``detect(images) -> list[Detections]``
+    rss_added_mb: float = 0.0
+    times: StageTimes = field(default_factory=StageTimes)
+    detections: int = 0
+    busy_s: float = 0.0
+
+
+def _frame_path(entry: Entry, buffer: np.ndarray, batch: int, record: bool) -> None:
+    """Decode the frame ``batch`` times and detect: the whole path a camera frame takes."""
+    t0 = time.perf_counter()
+    images = [cv2.imdecode(buffer, cv2.IMREAD_COLOR) for _ in range(batch)]
+    t1 = time.perf_counter()
+    results = entry.runner.detect(images)
+    t2 = time.perf_counter()
+    if not record:
+        return
+    timing = results[0].timings if results else {}
+    entry.times.add("decode", (t1 - t0) / batch)
+    for stage in ("preprocess", "infer", "postprocess"):
+        if stage in timing:
+            entry.times.add(stage, timing[stage] / batch)
+    entry.times.add("total", (t2 - t0) / batch)
+    entry.busy_s += t2 - t0
+    entry.detections = sum(len(r) for r in results)
+
+
+def open_entry(meta: dict[str, Any], opener: Callable[[], Any], buffer: np.ndarray, args: Any) -> Entry:
+    """Open and warm one entry, measuring the resident memory it adds at its peak."""
+    reset_peak_rss()
+    before = current_rss_mb()
+    entry = Entry(meta, opener())
+    for _ in range(args.warmup):
+        _frame_path(entry, buffer, args.batch, record=False)
+    entry.rss_added_mb = max(peak_rss_mb() - before, 0.0)
+    return entry
+
+
+def time_entries(entries: list[Entry], buffer: np.ndarray, batch: int, runs: int) -> None:
+    """``runs`` rounds, each entry once per round (``stats.round_robin``): load elsewhere hits all alike."""
+    calls = {str(i): (lambda e=e: _frame_path(e, buffer, batch, record=True)) for i, e in enumerate(entries)}
+    round_robin(calls, runs, warmup=0)
 
 
 def _entry_name(model: Path, backend: str, device: str) -> str:
     return f"{model.name} [{backend}/{device}]"
 
 
-# A companion entry: (args, model path, its config, the encoded bench frame) -> an entry dict.
-Companion = Callable[[argparse.Namespace, Path, Any, bytes], dict[str, Any]]
+# A companion entry for a model: (args, model path, its config) -> (report fields, runner opener).
+Companion = Callable[[argparse.Namespace, Path, Any], tuple[dict[str, Any], Callable[[], Any]]]
 
 
 def collect(args: argparse.Namespace, companions: Sequence[Companion] = ()) -> dict[str, Any]:
@@ -118,39 +149,55 @@ def collect(args: argparse.Namespace, companions: Sequence[Companion] = ()) -> d
     image = bench_image(args.image, tuple(args.size) if args.size else None)
     ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])
     assert ok
-    entries = []
-    for model in args.model:
-        for backend in args.backend:
-            detector = Detector.open(
-                model, backend=backend, device=args.device, threads=args.threads, score_threshold=args.score
-            )
-            print(f"bench: {model} on {detector.backend.name} ...", file=sys.stderr)
-            result = run_entry(detector, encoded.tobytes(), args.batch, args.warmup, args.runs)
-            entries.append(
-                {
-                    "name": _entry_name(Path(model), backend, args.device),
-                    "model": str(model),
-                    "backend": detector.backend.name,
-                    "precision": detector.config.precision,
-                    "flavour": detector.config.flavour,
-                    **result,
-                }
-            )
-            detector.close()
-            for companion in companions:
-                entries.append(companion(args, Path(model), detector.config, encoded.tobytes()))
+    buffer = np.frombuffer(encoded.tobytes(), np.uint8)
+    entries: list[Entry] = []
+    try:
+        for model in args.model:
+            for backend in args.backend:
+
+                def open_detector(model: str = model, backend: str = backend) -> Any:
+                    return Detector.open(model, backend=backend, device=args.device, threads=args.threads,
+                                         score_threshold=args.score)  # fmt: skip
+
+                meta = {"name": _entry_name(Path(model), backend, args.device), "model": str(model)}
+                entry = open_entry(meta, open_detector, buffer, args)
+                detector = entry.runner
+                entry.meta.update(backend=detector.backend.name, precision=detector.config.precision,
+                                  flavour=detector.config.flavour)  # fmt: skip
+                print(f"bench: {model} on {detector.backend.name} ready", file=sys.stderr)
+                entries.append(entry)
+                for companion in companions:
+                    extra_meta, opener = companion(args, Path(model), detector.config)
+                    entries.append(open_entry(extra_meta, opener, buffer, args))
+        print(f"bench: {args.runs} rounds over {len(entries)} entries ...", file=sys.stderr)
+        time_entries(entries, buffer, args.batch, args.runs)
+    finally:
+        for entry in entries:
+            close = getattr(entry.runner, "close", None)
+            if close is not None:
+                close()
     return {
         "image_size": [int(image.shape[1]), int(image.shape[0])],
         "batch": args.batch,
         "warmup": args.warmup,
         "runs": args.runs,
         "threads": args.threads,
+        "timing": "round robin: every entry once per round",
         "machine": {
             "platform": platform.platform(),
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
         },
-        "entries": entries,
+        "entries": [
+            {
+                **e.meta,
+                "stages": e.times.summary(BENCH_STAGES),
+                "throughput_fps": args.runs * args.batch / e.busy_s if e.busy_s else 0.0,
+                "rss_added_mb": round(e.rss_added_mb, 1),
+                "detections_last_frame": e.detections,
+            }
+            for e in entries
+        ],
     }
 
 
@@ -162,7 +209,7 @@ def to_markdown(report: dict[str, Any]) -> str:
         f"threads {report['threads'] or 'default'}; {machine['platform']}, {machine['cpus']} CPUs.",
         "",
         "| entry | total p50 ms | p90 | p99 | FPS | decode | preprocess | infer | postprocess "
-        "| pre+post share | peak RSS MB |",
+        "| pre+post share | RSS added MB |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for e in report["entries"]:
@@ -177,7 +224,7 @@ def to_markdown(report: dict[str, Any]) -> str:
         lines.append(
             f"| {e['name']} | {p50('total')} | {s['total']['p90']:.2f} | {s['total']['p99']:.2f} | "
             f"{e['throughput_fps']:.2f} | {p50('decode')} | {p50('preprocess')} | {p50('infer')} | "
-            f"{p50('postprocess')} | {share} | {e['peak_rss_mb']:.0f} |"
+            f"{p50('postprocess')} | {share} | {e['rss_added_mb']:.0f} |"
         )
     for e in report["entries"]:
         lines += ["", f"**{e['name']}**", "", format_table(e["stages"])]
