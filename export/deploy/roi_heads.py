@@ -22,6 +22,7 @@ from edgercnn.export.deploy.boxes import (
 from edgercnn.export.deploy.errors import UnsupportedModelError
 from edgercnn.export.deploy.geometry import InputGeometry
 from edgercnn.export.deploy.keypoints import heatmaps_to_keypoints_static
+from edgercnn.export.deploy.mask_predictor import ShuffledMaskPredictor, is_standard_predictor
 from torch import nn
 from torchvision.models.detection.roi_heads import RoIHeads
 from torchvision.ops import MultiScaleRoIAlign
@@ -133,12 +134,19 @@ class StaticMaskHead(nn.Module):
         self.pool = pool
         self.mask_head = heads.mask_head
         self.mask_predictor = heads.mask_predictor
+        # torchvision's predictor runs at 14x14 and only the label's map is upsampled (mask_predictor.py)
+        standard = is_standard_predictor(heads.mask_predictor)
+        self.shuffled = ShuffledMaskPredictor(heads.mask_predictor) if standard else None
 
     def forward(
         self, features: list[torch.Tensor], boxes: torch.Tensor, labels: torch.Tensor
     ) -> torch.Tensor:
         batch, rows = boxes.shape[:2]
-        logits = self.mask_predictor(self.mask_head(self.pool(features, boxes)))
+        x = self.mask_head(self.pool(features, boxes))
+        if self.shuffled is not None:
+            chosen = self.shuffled(x, labels)
+            return torch.sigmoid(chosen).reshape(batch, rows, *chosen.shape[-2:])
+        logits = self.mask_predictor(x)
         size = logits.shape[-2:]
         index = labels.reshape(-1, 1, 1, 1).expand(-1, 1, size[0], size[1])
         # Selecting before the sigmoid gives the same numbers with one channel of work.
