@@ -25,6 +25,7 @@ import numpy as np
 
 from .errors import EdgercnnError
 from .files import IMAGE_SUFFIXES, VIDEO_SUFFIXES, sha256_file
+from .images import ImageConversionError, load_image
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 1
@@ -151,10 +152,10 @@ def sample_video_frames(path: Path, count: int) -> Iterator[tuple[int, np.ndarra
 
 def read_image_bgr(path: Path) -> np.ndarray:
     """Decode an image as OpenCV does on the device (BGR, uint8, 3 channels)."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise CalibrationError(f"{path}: OpenCV cannot decode this image")
-    return image
+    try:
+        return load_image(path)
+    except ImageConversionError as exc:
+        raise CalibrationError(str(exc)) from None
 
 
 # ----------------------------------------------------------------------------- deduplication

@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
-
 from .coco import (
     EvaluateError,
     category_map,
@@ -25,6 +23,7 @@ from .coco import (
     keypoint_category_ids,
     load_annotations,
 )
+from .images import ImageConversionError, load_image
 
 __all__ = ["EvalResult", "EvaluateError", "evaluate_model"]
 
@@ -76,9 +75,10 @@ def evaluate_model(
     for image_id in iterator:
         info = coco.loadImgs(image_id)[0]
         path = images_root / info["file_name"]
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
-            raise EvaluateError(f"{path}: image listed in {ann_path} is missing or unreadable")
+        try:
+            image = load_image(path)
+        except ImageConversionError as exc:
+            raise EvaluateError(f"{exc} (an image listed in {ann_path})") from None
         results += detections_to_coco(image_id, det.detect([image])[0], categories)
     seconds = time.perf_counter() - start
     if detector is None:

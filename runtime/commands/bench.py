@@ -23,7 +23,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..errors import SourceError, UsageError
+from ..errors import UsageError
+from ..images import load_image
 from ..stats import StageTimes, format_table
 
 BENCH_STAGES = ("decode", "preprocess", "infer", "postprocess", "total")
@@ -54,9 +55,7 @@ def peak_rss_mb() -> float:
 def bench_image(path: str | None, size: tuple[int, int] | None) -> np.ndarray:
     """The bench frame: an image file, or a synthetic scene of ``size`` (w, h) with edges and texture."""
     if path:
-        image = cv2.imread(path, cv2.IMREAD_COLOR)
-        if image is None:
-            raise SourceError(f"{path}: cannot read the bench image")
+        image = load_image(path)
         if size:
             image = cv2.resize(image, size)
         return image
