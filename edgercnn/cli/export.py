@@ -177,6 +177,7 @@ def export_files(args: argparse.Namespace) -> list[Any]:
     steps(f"building {source.architecture}")
     from edgercnn.export import checkpoint, metadata
     from edgercnn.export.deploy import DeployOptions, DeployRCNN
+    from edgercnn.export.model_checks import check_finite_outputs
     from edgercnn.export.onnx_export import export_onnx
     from edgercnn.export.refmodels import architectures
     from edgercnn.runtime.files import sha256_file
@@ -198,6 +199,7 @@ def export_files(args: argparse.Namespace) -> list[Any]:
         height, width = int(model.transform.min_size[-1]), int(model.transform.max_size)
     steps(f"deploy graph for {width}x{height} source, batch {batch}, {args.input_dtype} input")
     deploy = DeployRCNN(model, DeployOptions(height, width, args.input_dtype)).eval()
+    check_finite_outputs(deploy, str(source.checkpoint or source.architecture))
     class_names = source.class_names or metadata.default_class_names(deploy.num_classes)
     results = []
     for flavour in flavours:
