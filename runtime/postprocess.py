@@ -18,6 +18,7 @@ import numpy as np
 from .config import ModelConfig
 from .detections import Detections, MaskCrop
 from .errors import UsageError
+from .graph_check import check_labels
 from .preprocess import ImageTransform
 
 MASK_THRESHOLD = 0.5
@@ -112,6 +113,7 @@ def postprocess(
         n = int(min(max(num[i], 0), outputs["boxes"].shape[1]))
         scores = outputs["scores"][i, :n].astype(np.float32)
         labels = outputs["labels"][i, :n].astype(np.int64)
+        check_labels(labels, config)
         keep = np.ones(n, dtype=bool)
         if score_threshold is not None:
             keep &= scores >= score_threshold
