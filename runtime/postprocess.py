@@ -95,8 +95,17 @@ def class_ids(classes: Iterable[int | str] | None, class_names: tuple[str, ...])
                 )
             ids.append(lookup[c.strip().lower()])
         else:
-            ids.append(int(c))
+            ids.append(check_class_id(c, class_names))
     return np.array(sorted(set(ids)), dtype=np.int64)
+
+
+def check_class_id(value: int | str, class_names: tuple[str, ...]) -> int:
+    """A class id the model has (1..N-1; 0 is the background, which no detection carries)."""
+    class_id = int(value)
+    if not 1 <= class_id < len(class_names):
+        named = ", ".join(f"{i} {name}" for i, name in enumerate(class_names) if i)
+        raise UsageError(f"unknown class id {class_id}; the model's classes are: {named}")
+    return class_id
 
 
 def postprocess(

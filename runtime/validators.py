@@ -73,6 +73,21 @@ def check_non_negative_float(value: object, where: str) -> float:
     return float(check_number(value, where, low=0.0))
 
 
+def check_port(value: object, where: str) -> int:
+    """A TCP port; 0 asks the system for any free one."""
+    return int(check_number(value, where, low=0, high=65535, integer=True))
+
+
+def check_side(value: object, where: str) -> int:
+    """One side of a frame, in pixels."""
+    return int(check_number(value, where, low=1, high=MAX_SIDE, integer=True))
+
+
+def check_opt_level(value: object, where: str) -> int:
+    """TensorRT's builder optimization level."""
+    return int(check_number(value, where, low=0, high=5, integer=True))
+
+
 def parse_size(text: str, where: str = "--size") -> tuple[int, int]:
     """``"1280x720"`` -> ``(1280, 720)`` (width, height), each side in 1..MAX_SIDE."""
     match = _SIZE.match(text) if isinstance(text, str) else None
@@ -177,6 +192,9 @@ positive_int_arg = arg_type(check_positive_int, int)
 non_negative_int_arg = arg_type(check_non_negative_int, int)
 positive_float_arg = arg_type(check_positive_float)
 non_negative_float_arg = arg_type(check_non_negative_float)
+port_arg = arg_type(check_port, int)
+side_arg = arg_type(check_side, int)
+opt_level_arg = arg_type(check_opt_level, int)
 size_arg = text_arg(parse_size)
 batch_range_arg = text_arg(parse_batch_range)
 existing_file_arg = text_arg(check_existing_file)

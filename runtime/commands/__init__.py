@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -40,7 +41,8 @@ class OneLineParser(argparse.ArgumentParser):
     not argparse's usage block (``--help`` still shows the usage)."""
 
     def error(self, message: str) -> NoReturn:
-        raise UsageError(message)
+        # "argument --score: must be ..." -> "--score: must be ...", the wording of the API's checks
+        raise UsageError(re.sub(r"^argument ([^:]+): ", r"\1: ", message))
 
 
 def build_parser(prog: str, module: ModuleType) -> argparse.ArgumentParser:

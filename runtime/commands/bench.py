@@ -26,6 +26,14 @@ import numpy as np
 from ..errors import UsageError
 from ..images import load_image
 from ..stats import StageTimes, format_table
+from ..validators import (
+    existing_file_arg,
+    non_negative_int_arg,
+    output_dir_arg,
+    positive_int_arg,
+    score_arg,
+    side_arg,
+)  # fmt: skip
 
 BENCH_STAGES = ("decode", "preprocess", "infer", "postprocess", "total")
 
@@ -209,21 +217,32 @@ def write_plot(report: dict[str, Any], path: Path) -> bool:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, nargs="+", help="model files (ONNX or engines)")
+    p.add_argument(
+        "--model", type=existing_file_arg, required=True, nargs="+", help="model files (ONNX or engines)"
+    )
     p.add_argument(
         "--backend", nargs="+", default=["auto"], help="backends to compare (auto onnxruntime tensorrt)"
     )
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | tensorrt")
-    p.add_argument("--threads", type=int, default=None, help="inference threads")
-    p.add_argument("--image", default=None, help="bench frame (default: a synthetic scene)")
+    p.add_argument("--threads", type=positive_int_arg, default=None, help="inference threads")
     p.add_argument(
-        "--size", type=int, nargs=2, metavar=("W", "H"), default=None, help="frame size (default 1280 720)"
+        "--image", type=existing_file_arg, default=None, help="bench frame (default: a synthetic scene)"
     )
-    p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--warmup", type=int, default=5)
-    p.add_argument("--runs", type=int, default=50)
-    p.add_argument("--score", type=float, default=None, help="score threshold applied in postprocessing")
-    p.add_argument("--out", type=Path, default=None, help="folder for bench.md, bench.json, bench.png")
+    p.add_argument(
+        "--size",
+        type=side_arg,
+        nargs=2,
+        metavar=("W", "H"),
+        default=None,
+        help="frame size (default 1280 720)",
+    )
+    p.add_argument("--batch", type=positive_int_arg, default=1)
+    p.add_argument("--warmup", type=non_negative_int_arg, default=5)
+    p.add_argument("--runs", type=positive_int_arg, default=50)
+    p.add_argument("--score", type=score_arg, default=None, help="score threshold applied in postprocessing")
+    p.add_argument(
+        "--out", type=output_dir_arg, default=None, help="folder for bench.md, bench.json, bench.png"
+    )
     p.add_argument("--json", action="store_true", help="print the JSON report to stdout")
 
 
