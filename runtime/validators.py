@@ -140,7 +140,7 @@ def check_output_dir(value: str | Path, where: str) -> Path:
     """An output folder: may not exist yet, but must not be a file, and its parent must be writable."""
     path = Path(value)
     if path.exists() and not path.is_dir():
-        raise UsageError(f"{where}: {path} is an existing file, expected a directory")
+        raise UsageError(f"{where}: {path} is a file, expected a directory")
     parent = next((p for p in (path, *path.parents) if p.exists()), Path("."))
     if not parent.is_dir():
         raise UsageError(f"{where}: {parent} is a file, so {path} cannot be created")
