@@ -228,6 +228,7 @@ def _progress(plan: Any, args: argparse.Namespace) -> Any:
 def run(args: argparse.Namespace) -> int:
     _quiet_opencv()
     from ..detector import Detector
+    from ..postprocess import class_ids
     from ..service.build import build_service, plan_run
 
     if args.show and (why := _display_available()):
@@ -238,6 +239,7 @@ def run(args: argparse.Namespace) -> int:
         args.model, backend=args.backend, device=args.device, threads=args.threads, **options
     )
     try:
+        class_ids(plan.classes, detector.config.class_names)  # a bad --classes is the only line said
         report(f"model {args.model}: {detector.config.architecture}, backend {detector.backend.name}")
         for line in plan.notes:
             report(line)
