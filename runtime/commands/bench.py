@@ -70,12 +70,11 @@ def bench_image(path: str | None, size: tuple[int, int] | None) -> np.ndarray:
     w, h = size or (1280, 720)
     rng = np.random.default_rng(0)
     image = cv2.resize(rng.integers(0, 256, (h // 16 + 1, w // 16 + 1, 3), dtype=np.uint8), (w, h))
-    for _ in range(12):
-        x, y = int(rng.integers(0, w - 40)), int(rng.integers(0, h - 40))
+    for _ in range(12):  # the bounds stay valid for any size --size accepts (a 1x1 frame too)
+        x, y = int(rng.integers(0, max(1, w - 40))), int(rng.integers(0, max(1, h - 40)))
         colour = tuple(int(c) for c in rng.integers(0, 256, 3))
-        cv2.rectangle(
-            image, (x, y), (x + int(rng.integers(20, w // 4)), y + int(rng.integers(20, h // 3))), colour, -1
-        )
+        bw, bh = int(rng.integers(20, max(21, w // 4))), int(rng.integers(20, max(21, h // 3)))
+        cv2.rectangle(image, (x, y), (x + bw, y + bh), colour, -1)
     return image
 
 
