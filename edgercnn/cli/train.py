@@ -7,24 +7,35 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from edgercnn.export.refmodels.architectures import ARCHITECTURES
 from edgercnn.export.refmodels.training import SUBSET_SIZE, train
+from edgercnn.runtime.errors import UsageError
 from edgercnn.runtime.validators import (
-    existing_dir_arg,
+    check_existing_dir,
     non_negative_float_arg,
     non_negative_int_arg,
     output_dir_arg,
     positive_float_arg,
     positive_int_arg,
+    text_arg,
 )  # fmt: skip
+
+
+def check_data_dir(value: str, where: str) -> Path:
+    """The data set folder exists; if not, say which command writes one."""
+    try:
+        return check_existing_dir(value, where)
+    except UsageError as exc:
+        raise UsageError(f"{exc} (write one with 'edgercnn synth --out DIR')") from None
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     refs = [n for n, s in ARCHITECTURES.items() if s.reference]
     p.add_argument("--arch", required=True, choices=refs)
     p.add_argument(
-        "--data", type=existing_dir_arg, required=True, help="directory written by 'edgercnn synth'"
+        "--data", type=text_arg(check_data_dir), required=True, help="directory written by 'edgercnn synth'"
     )
     p.add_argument(
         "--data-seed", type=non_negative_int_arg, default=0, help="seed the data set was generated with"
