@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 from edgercnn.runtime.errors import UsageError
 from edgercnn.runtime.validators import arg_type, check_number, existing_file_arg, text_arg
@@ -24,11 +25,12 @@ def parse_batch(text: str, where: str = "--batch") -> int | str:
     raise UsageError(f"{where}: must be a positive integer or 'dynamic', got {text!r}")
 
 
-def _checked_text(parse: object) -> object:
-    """A parser ``type=`` that checks the text with ``parse`` and keeps the text (callers parse it)."""
+def _checked_text(parse: Callable[[str, str], object]) -> Callable[[str], str]:
+    """A parser ``type=`` that checks the text with ``parse`` and keeps the text: the verbs parse it
+    themselves, so a namespace built in Python (not by the parser) is checked the same way."""
 
     def check(text: str, where: str) -> str:
-        parse(text, where)  # type: ignore[operator]
+        parse(text, where)
         return text
 
     return text_arg(check)
