@@ -12,11 +12,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from .contract import ENGINE_SUFFIXES, REEXPORT_HINT, ModelConfig
 from .errors import ModelFormatError
+
+
+class GraphTensor(Protocol):
+    """What a backend says of one graph input or output (``backends.base.TensorSpec``)."""
+
+    name: str
+    shape: tuple[int | None, ...]
+    dtype: str
+
 
 REBUILD_HINT = "rebuild the engine with 'edgercnn build' from the ONNX it came from"
 
@@ -32,7 +42,9 @@ def mismatch(path: Path, key: str, config_value: object, graph_value: object) ->
     )
 
 
-def check_config_against_graph(config: ModelConfig, inputs: Sequence, outputs: Sequence, path: Path) -> None:
+def check_config_against_graph(
+    config: ModelConfig, inputs: Sequence[GraphTensor], outputs: Sequence[GraphTensor], path: Path
+) -> None:
     """``inputs``/``outputs`` are the backend's ``TensorSpec`` lists (name, shape, numpy dtype)."""
     if not inputs:
         raise ModelFormatError(f"{path}: the graph has no input; {fix_hint(path)}")
@@ -60,7 +72,7 @@ def check_config_against_graph(config: ModelConfig, inputs: Sequence, outputs: S
     _check_output_shapes(config, by_name, path)
 
 
-def _check_output_shapes(config: ModelConfig, by_name: dict, path: Path) -> None:
+def _check_output_shapes(config: ModelConfig, by_name: dict[str, GraphTensor], path: Path) -> None:
     """Detections per image, mask size and keypoint count, where the graph fixes them."""
     boxes = tuple(by_name["boxes"].shape)
     if len(boxes) == 3 and boxes[1] is not None and boxes[1] != config.detections_per_img:
