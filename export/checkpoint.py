@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 from edgercnn.export.deploy.errors import ExportError
+from edgercnn.export.model_checks import check_finite_weights
 from torch import nn
 
 WRAPPER_KEYS = ("model", "state_dict", "model_state_dict", "model_state")
@@ -30,6 +31,8 @@ class CheckpointError(ExportError):
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Tensors of a checkpoint file, wrapper dicts unpacked and ``module.`` prefixes removed."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a directory, expected a checkpoint file (.pth)")
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint file not found")
     try:
@@ -46,8 +49,9 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({first[:200]})") from None
-    state = _unwrap(loaded, path)
-    return _strip_prefixes(state)
+    state = _strip_prefixes(_unwrap(loaded, path))
+    check_finite_weights(state, path)
+    return state
 
 
 def _unwrap(loaded: object, path: Path) -> Mapping[str, torch.Tensor]:

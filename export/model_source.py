@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from edgercnn.export.deploy.errors import ExportError
+from edgercnn.export.model_checks import check_card_weights
 
 
 @dataclass
@@ -50,6 +51,7 @@ def resolve_source(args: argparse.Namespace) -> ModelSource:
     checkpoint = args.checkpoint
     if checkpoint is None and card and not args.random_weights:
         checkpoint = Path(card["weights_path"])
+        check_card_weights(card, args.card, checkpoint)
     if checkpoint is None and not args.random_weights:
         raise ExportError("give --checkpoint FILE (or --random-weights to export an untrained model)")
     size = None

@@ -31,6 +31,7 @@ from edgercnn.export.deploy.errors import ExportError
 from edgercnn.export.eager import Outputs, bgr_to_tensor, eager_detections, run_eager
 from edgercnn.runtime.detections import Detections
 from edgercnn.runtime.files import IMAGE_SUFFIXES
+from edgercnn.runtime.images import load_image
 from edgercnn.runtime.keypoints import decode_heatmaps
 from edgercnn.runtime.matching import ParityTally
 from torchvision.models.detection.roi_heads import paste_masks_in_image
@@ -218,10 +219,7 @@ def load_images(args: argparse.Namespace) -> tuple[list[np.ndarray], dict[str, A
 
 
 def _read(path: Path) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ExportError(f"{path}: cannot read this image")
-    return image
+    return load_image(path)
 
 
 def to_source_size(images: list[np.ndarray], size: tuple[int, int] | None) -> list[np.ndarray]:

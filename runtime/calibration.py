@@ -25,6 +25,8 @@ import numpy as np
 
 from .errors import EdgercnnError
 from .files import IMAGE_SUFFIXES, VIDEO_SUFFIXES, sha256_file
+from .images import ImageConversionError, load_image
+from .validators import check_non_negative_float, check_output_dir, check_positive_int
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 1
@@ -151,10 +153,10 @@ def sample_video_frames(path: Path, count: int) -> Iterator[tuple[int, np.ndarra
 
 def read_image_bgr(path: Path) -> np.ndarray:
     """Decode an image as OpenCV does on the device (BGR, uint8, 3 channels)."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise CalibrationError(f"{path}: OpenCV cannot decode this image")
-    return image
+    try:
+        return load_image(path)
+    except ImageConversionError as exc:
+        raise CalibrationError(str(exc)) from None
 
 
 # ----------------------------------------------------------------------------- deduplication
@@ -205,13 +207,14 @@ def build_calibration_set(
     the duplicates that get dropped). Frames are saved as PNG so no second lossy encoding
     changes the pixels the model will be calibrated on.
     """
-    if count <= 0:
-        raise CalibrationError(f"--count must be positive, got {count}")
-    out = Path(out_dir)
+    check_positive_int(count, "count")
+    check_non_negative_float(dedup_threshold, "dedup threshold")
+    if frames_per_video is not None:
+        check_positive_int(frames_per_video, "frames per video")
+    out = check_output_dir(out_dir, "out")
     images, videos = expand_sources(sources)
     if out.exists() and any(out.glob("calib_*.png")):
         raise CalibrationError(f"{out}: already holds a calibration set; choose an empty folder")
-    out.mkdir(parents=True, exist_ok=True)
 
     candidates: list[tuple[str, int | None, np.ndarray]] = []
     share = max(1, count // max(1, len(videos) + (1 if images else 0)))
@@ -223,6 +226,7 @@ def build_calibration_set(
         for frame_index, decoded in sample_video_frames(video, per_video):
             candidates.append((str(video), frame_index, decoded))
 
+    out.mkdir(parents=True, exist_ok=True)  # only once every input has been read
     result = CalibrationSet(directory=out, considered=len(candidates))
     dedup = NearDuplicateFilter(dedup_threshold)
     unique = [candidate for candidate in candidates if dedup.is_new(candidate[2])]

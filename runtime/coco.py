@@ -47,15 +47,55 @@ def load_annotations(ann_path: str | Path) -> Any:
     if not path.is_file():
         raise EvaluateError(f"{path}: annotation file not found")
     try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            coco = coco_cls(str(path))
-    except (json.JSONDecodeError, KeyError, TypeError, AssertionError) as exc:
+        dataset = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise EvaluateError(
             f"{path}: not a COCO-format annotation file ({type(exc).__name__}: {exc})"
-        ) from exc
+        ) from None
+    check_annotations(dataset, path)
+    coco = coco_cls()
+    coco.dataset = dataset
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco.createIndex()
     if not coco.getImgIds():
         raise EvaluateError(f"{path}: lists no image")
     return coco
+
+
+# The fields COCOeval reads, by list: a missing one used to be a KeyError after the whole model run.
+REQUIRED_FIELDS = {
+    "images": ("id", "file_name"),
+    "annotations": ("id", "image_id", "category_id", "bbox", "area"),
+    "categories": ("id", "name"),
+}
+FIELDS_OF_IOU_TYPE = {"segm": ("segmentation",)}  # keypoint AP is scored only where a set has keypoints
+
+
+def check_annotations(dataset: Any, path: Path, iou_types: Sequence[str] = ()) -> None:
+    """Every list and field COCO scoring reads is present: one line naming the first one missing."""
+    if not isinstance(dataset, dict):
+        raise EvaluateError(f"{path}: not a COCO-format annotation file (a JSON object is expected)")
+    for key, fields in REQUIRED_FIELDS.items():
+        entries = dataset.get(key)
+        if not isinstance(entries, list):
+            raise EvaluateError(f"{path}: has no '{key}' list (a COCO annotation file needs one)")
+        extra = tuple(f for t in iou_types if key == "annotations" for f in FIELDS_OF_IOU_TYPE.get(t, ()))
+        for index, entry in enumerate(entries):
+            missing = [f for f in (*fields, *extra) if not isinstance(entry, dict) or f not in entry]
+            if missing:
+                raise EvaluateError(f"{path}: {key}[{index}] has no '{missing[0]}' field")
+            if key == "annotations" and not _is_box(entry["bbox"]):
+                raise EvaluateError(
+                    f"{path}: {key}[{index}].bbox is {entry['bbox']!r}, expected [x, y, w, h]"
+                )
+
+
+def _is_box(value: Any) -> bool:
+    return (
+        isinstance(value, list)
+        and len(value) == 4
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+    )
 
 
 def coco_from_dict(dataset: dict[str, Any]) -> Any:

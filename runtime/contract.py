@@ -13,6 +13,7 @@ adds), the plugin ops (``plugins/README.md`` sections 1-2) and the config schema
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -389,8 +390,12 @@ class ModelConfig:
             inp = data["input"]
             mean = tuple(float(v) for v in inp["mean"])
             std = tuple(float(v) for v in inp["std"])
-            if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
-                raise fail("has input.mean/std that are not three numbers (std > 0)")
+            if len(mean) != 3 or len(std) != 3:
+                raise fail(f"has input.mean {list(mean)} / std {list(std)}: expected three numbers each")
+            if not all(math.isfinite(v) for v in mean):
+                raise fail(f"has input.mean {list(mean)}: every value must be finite")
+            if not all(math.isfinite(v) and v > 0 for v in std):
+                raise fail(f"has input.std {list(std)}: every value must be finite and > 0")
             spec = InputSpec(
                 name=str(inp.get("name", INPUT_NAME)),
                 dtype=str(inp["dtype"]),
@@ -411,6 +416,11 @@ class ModelConfig:
                 raise fail(f"has input.dtype {spec.dtype!r} (expected {' or '.join(INPUT_DTYPES)})")
             if not (0 < spec.valid_height <= spec.height and 0 < spec.valid_width <= spec.width):
                 raise fail("has a valid input size that does not fit in the graph input")
+            if not 0 < spec.min_size <= spec.max_size or spec.size_divisible < 1:
+                raise fail(
+                    f"has input.min_size {spec.min_size}, max_size {spec.max_size}, size_divisible "
+                    f"{spec.size_divisible} (need 0 < min_size <= max_size, size_divisible >= 1)"
+                )
             batch_raw = data.get("batch", 1)
             batch = None if batch_raw == DYNAMIC_BATCH else int(batch_raw)
             if batch is not None and batch < 1:
@@ -422,7 +432,18 @@ class ModelConfig:
             class_names = tuple(str(c) for c in data["class_names"])
             if len(class_names) < 2:
                 raise fail("has fewer than two class_names (background plus one class)")
+            if len(set(class_names)) != len(class_names):
+                raise fail(f"has repeated class_names {list(class_names)}")
             num_keypoints = data.get("num_keypoints")
+            detections = int(data["detections_per_img"])
+            if detections < 1:
+                raise fail(f"has detections_per_img {detections} (must be >= 1)")
+            thresholds = dict(data.get("thresholds", {}))
+            for key, value in thresholds.items():
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise fail(f"has thresholds.{key} {value!r} (must be a number)")
+                if key.endswith("_thresh") and not (math.isfinite(value) and 0 <= value <= 1):
+                    raise fail(f"has thresholds.{key} {value!r} (must be finite, in [0, 1])")
             return cls(
                 path=path,
                 architecture=arch,
@@ -430,14 +451,14 @@ class ModelConfig:
                 input=spec,
                 batch=batch,
                 outputs=outputs,
-                detections_per_img=int(data["detections_per_img"]),
+                detections_per_img=detections,
                 flavour=str(data.get("flavour", Flavour.PORTABLE.value)),
                 precision=str(data.get("precision", Precision.FP32.value)),
                 builder=str(data.get("builder", "")),
                 keypoint_names=tuple(str(k) for k in data.get("keypoint_names", ())),
                 mask_size=int(data.get("mask_size", MASK_SIZE)),
                 num_keypoints=None if num_keypoints is None else int(num_keypoints),
-                thresholds=dict(data.get("thresholds", {})),
+                thresholds=thresholds,
                 versions=dict(data.get("versions", {})),
                 source=dict(data.get("source", {})),
                 raw=data,

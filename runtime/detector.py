@@ -14,6 +14,7 @@ from .config import ModelConfig
 from .detections import Detections, MaskCrop
 from .postprocess import class_ids, postprocess
 from .preprocess import prepare_batch
+from .validators import check_score
 
 __all__ = ["Detections", "Detector", "MaskCrop"]
 
@@ -30,7 +31,9 @@ class Detector:
     ) -> None:
         self.config = config
         self.backend = backend
-        self.score_threshold = score_threshold
+        self.score_threshold = (
+            None if score_threshold is None else check_score(score_threshold, "score_threshold")
+        )
         self.classes = class_ids(classes, config.class_names)
 
     @classmethod
@@ -69,7 +72,11 @@ class Detector:
         """Detections per image, in order. ``timings`` hold the seconds of the batch it ran in."""
         if isinstance(images_bgr, np.ndarray):
             images_bgr = [images_bgr]
-        score = self.score_threshold if score_threshold is None else score_threshold
+        score = (
+            self.score_threshold
+            if score_threshold is None
+            else check_score(score_threshold, "score_threshold")
+        )
         wanted = self.classes if classes is None else class_ids(classes, self.config.class_names)
         step = self.batch_size or max(len(images_bgr), 1)
         results: list[Detections] = []

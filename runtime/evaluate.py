@@ -15,16 +15,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
-
 from .coco import (
     EvaluateError,
     category_map,
+    check_annotations,
     coco_ap,
     detections_to_coco,
     keypoint_category_ids,
     load_annotations,
 )
+from .images import ImageConversionError, load_image
+from .validators import check_positive_int
 
 __all__ = ["EvalResult", "EvaluateError", "evaluate_model"]
 
@@ -60,11 +61,28 @@ def evaluate_model(
     images_root = Path(images_dir)
     if not images_root.is_dir():
         raise EvaluateError(f"{images_root}: image folder not found")
+    if limit is not None:
+        check_positive_int(limit, "limit")
     coco = load_annotations(ann_path)
     image_ids = sorted(coco.getImgIds())[: limit or None]
     det = detector or Detector.open(
         model_path, backend=backend, device=device, threads=threads, score_threshold=0.0
     )
+    try:
+        check_annotations(coco.dataset, Path(ann_path), ["segm"] if det.config.has_masks else [])
+        missing = [
+            info["file_name"]
+            for info in coco.loadImgs(image_ids)
+            if not (images_root / info["file_name"]).is_file()
+        ]
+        if missing:
+            raise EvaluateError(
+                f"{ann_path}: {len(missing)} listed image(s) not in {images_root} (first: {missing[0]})"
+            )
+    except BaseException:
+        if detector is None:
+            det.close()
+        raise
     categories = category_map(det.config.class_names, coco, ann_path)
     iterator: Any = image_ids
     if progress:
@@ -76,9 +94,10 @@ def evaluate_model(
     for image_id in iterator:
         info = coco.loadImgs(image_id)[0]
         path = images_root / info["file_name"]
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
-            raise EvaluateError(f"{path}: image listed in {ann_path} is missing or unreadable")
+        try:
+            image = load_image(path)
+        except ImageConversionError as exc:
+            raise EvaluateError(f"{exc} (an image listed in {ann_path})") from None
         results += detections_to_coco(image_id, det.detect([image])[0], categories)
     seconds = time.perf_counter() - start
     if detector is None:

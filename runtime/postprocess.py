@@ -20,6 +20,7 @@ from .config import ModelConfig
 from .contract import KEYPOINT_HEATMAPS, KEYPOINTS
 from .detections import Detections, MaskCrop
 from .errors import UsageError
+from .graph_check import check_labels
 from .keypoints import decode_heatmaps
 from .preprocess import ImageTransform
 
@@ -97,8 +98,17 @@ def class_ids(classes: Iterable[int | str] | None, class_names: tuple[str, ...])
                 )
             ids.append(lookup[c.strip().lower()])
         else:
-            ids.append(int(c))
+            ids.append(check_class_id(c, class_names))
     return np.array(sorted(set(ids)), dtype=np.int64)
+
+
+def check_class_id(value: int | str, class_names: tuple[str, ...]) -> int:
+    """A class id the model has (1..N-1; 0 is the background, which no detection carries)."""
+    class_id = int(value)
+    if not 1 <= class_id < len(class_names):
+        named = ", ".join(f"{i} {name}" for i, name in enumerate(class_names) if i)
+        raise UsageError(f"unknown class id {class_id}; the model's classes are: {named}")
+    return class_id
 
 
 def postprocess(
@@ -115,6 +125,7 @@ def postprocess(
         n = int(min(max(num[i], 0), outputs["boxes"].shape[1]))
         scores = outputs["scores"][i, :n].astype(np.float32)
         labels = outputs["labels"][i, :n].astype(np.int64)
+        check_labels(labels, config)
         keep = np.ones(n, dtype=bool)
         if score_threshold is not None:
             keep &= scores >= score_threshold

@@ -18,8 +18,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .errors import SourceError
 from .files import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from .images import ImageConversionError, decode_image_file, to_bgr8
+
+__all__ = [
+    "Frame", "ImageConversionError", "SourceProblem", "decode_image_file", "to_bgr8",
+]  # fmt: skip
 
 LIVE_SCHEMES = ("rtsp", "rtsps", "rtmp", "udp", "tcp", "srt")
 STREAM_TIMEOUT_MS = 5000
@@ -50,63 +54,6 @@ class SourceProblem:
 
     def __str__(self) -> str:
         return f"{'error' if self.is_error else 'note'}: {self.source}: {self.message}"
-
-
-class ImageConversionError(SourceError):
-    """A decoded image whose pixel type or shape has no 8-bit BGR equivalent."""
-
-
-def to_bgr8(image: np.ndarray) -> tuple[np.ndarray, str | None]:
-    """Any decoded image -> 3-channel 8-bit BGR, plus a note when it had to be converted."""
-    notes = []
-    if image.dtype == np.uint16:
-        image = (image.astype(np.uint32) * 255 + 32767) // 65535
-        image = image.astype(np.uint8)
-        notes.append("16-bit converted to 8-bit")
-    elif image.dtype in (np.float32, np.float64):
-        image = (np.clip(np.nan_to_num(image), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-        notes.append("floating-point image scaled from [0, 1] to 8-bit")
-    elif image.dtype != np.uint8:
-        raise ImageConversionError(f"unsupported pixel type {image.dtype}")
-    channels = 1 if image.ndim == 2 else image.shape[2]
-    if image.ndim not in (2, 3) or channels not in (1, 2, 3, 4):
-        raise ImageConversionError(f"unsupported image shape {image.shape}")
-    if image.ndim == 3 and channels == 1:
-        image = image[:, :, 0]
-    if channels == 1:
-        image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-        notes.append("grey image converted to BGR")
-    elif channels == 2:
-        image = cv2.cvtColor(np.ascontiguousarray(image[:, :, 0]), cv2.COLOR_GRAY2BGR)
-        notes.append("grey+alpha image: alpha dropped, converted to BGR")
-    elif channels == 4:
-        image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
-        notes.append("alpha channel dropped")
-    if image.shape[0] == 0 or image.shape[1] == 0:
-        raise ImageConversionError(f"empty image {image.shape}")
-    return np.ascontiguousarray(image), ("; ".join(notes) or None)
-
-
-def _is_truncated_jpeg(data: bytes) -> bool:
-    # 0xFFD9 (end of image) cannot occur inside entropy-coded data, so its absence near the end
-    # means the file was cut short (OpenCV would silently return a half-grey picture).
-    return data[:2] == b"\xff\xd8" and b"\xff\xd9" not in data[-4096:]
-
-
-def decode_image_file(path: Path) -> tuple[np.ndarray, str | None]:
-    """Read and decode an image file; raises ``ImageConversionError`` with a one-line reason."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ImageConversionError(f"cannot read file ({exc.strerror or exc})") from exc
-    if not data:
-        raise ImageConversionError("empty file (0 bytes)")
-    if _is_truncated_jpeg(data):
-        raise ImageConversionError("truncated JPEG (no end-of-image marker)")
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise ImageConversionError("not a decodable image (corrupt, truncated or not an image file)")
-    return to_bgr8(image)
 
 
 class ImageFileSource:

@@ -15,12 +15,16 @@ from typing import Any
 
 from edgercnn.runtime.commands import bench as device_bench
 from edgercnn.runtime.errors import UsageError
+from edgercnn.runtime.validators import existing_file_arg
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     device_bench.add_arguments(parser)
     parser.add_argument(
-        "--eager", default=None, help="also run torchvision eager from this checkpoint or model card"
+        "--eager",
+        type=existing_file_arg,
+        default=None,
+        help="also run torchvision eager from this checkpoint or model card",
     )
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from edgercnn.export.refmodels.assets import asset_path
 from edgercnn.runtime.errors import EdgercnnError, UsageError
+from edgercnn.runtime.validators import existing_dir_arg, existing_file_arg, output_dir_arg, positive_int_arg
 
 DEFAULT_CARD = asset_path("models", "ref_maskrcnn.json")
 DEFAULT_VIDEO = asset_path("samples", "synth_street.mp4")
@@ -43,12 +44,22 @@ def _step(title: str, command: str, argv: list[str]) -> float:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--card", type=Path, default=DEFAULT_CARD, help="model card (default: ref_maskrcnn)")
-    p.add_argument("--video", type=Path, default=DEFAULT_VIDEO, help="input video (default: bundled sample)")
-    p.add_argument("--calib", type=Path, default=DEFAULT_CALIB, help="calibration set for INT8")
-    p.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder (default demo_out)")
-    p.add_argument("--val-images", type=int, default=24, help="generated validation images for AP/parity")
-    p.add_argument("--max-frames", type=int, default=120, help="video frames to run (default 120)")
+    p.add_argument(
+        "--card", type=existing_file_arg, default=DEFAULT_CARD, help="model card (default: ref_maskrcnn)"
+    )
+    p.add_argument(
+        "--video", type=existing_file_arg, default=DEFAULT_VIDEO, help="input video (default: bundled sample)"
+    )
+    p.add_argument("--calib", type=existing_dir_arg, default=DEFAULT_CALIB, help="calibration set for INT8")
+    p.add_argument(
+        "--out", type=output_dir_arg, default=Path("demo_out"), help="output folder (default demo_out)"
+    )
+    p.add_argument(
+        "--val-images", type=positive_int_arg, default=24, help="generated validation images for AP/parity"
+    )
+    p.add_argument(
+        "--max-frames", type=positive_int_arg, default=120, help="video frames to run (default 120)"
+    )
     p.add_argument("--skip-int8", action="store_true", help="leave out the INT8 step")
 
 
@@ -161,4 +172,3 @@ def run(args: argparse.Namespace) -> int:
     print("\n=== demo finished: " + ", ".join(f"{k} {v:.0f}s" for k, v in timings.items()))
     print(f"outputs in {out}/: onnx/ (models, INT8 report), run/ (annotated video, detections.jsonl), bench/")
     return 0
-

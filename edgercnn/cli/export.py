@@ -15,9 +15,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from edgercnn.cli.args import add_model_options, parse_batch, parse_size
+from edgercnn.cli.args import add_model_options, batch_arg, parse_batch, parse_size, source_size_arg
 from edgercnn.export.deploy.errors import ExportError
 from edgercnn.export.model_source import resolve_source
+from edgercnn.runtime.validators import existing_dir_arg, existing_file_arg, output_dir_arg
 
 DEFAULT_OUT = "export_out"
 
@@ -25,8 +26,10 @@ DEFAULT_OUT = "export_out"
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_model_options(p)
     g = p.add_argument_group("graph")
-    g.add_argument("--source-size", help="camera/frame size WIDTHxHEIGHT the graph is exported for")
-    g.add_argument("--batch", default="1", help="batch size, or 'dynamic' (default 1)")
+    g.add_argument(
+        "--source-size", type=source_size_arg, help="camera/frame size WIDTHxHEIGHT the graph is exported for"
+    )
+    g.add_argument("--batch", type=batch_arg, default="1", help="batch size, or 'dynamic' (default 1)")
     g.add_argument("--input-dtype", choices=("float32", "uint8"), default="float32")
     g.add_argument(
         "--keypoint-decode", choices=("host", "graph"), default="host",
@@ -38,14 +41,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--no-simplify", action="store_true", help="skip onnxslim simplification")
     g.add_argument(
-        "--out", type=Path, default=Path(DEFAULT_OUT), help=f"output directory (default {DEFAULT_OUT})"
+        "--out",
+        type=output_dir_arg,
+        default=Path(DEFAULT_OUT),
+        help=f"output directory (default {DEFAULT_OUT})",
     )
     # Engines: runtime/backends/tensorrt/builder.py; INT8/FP16: export/quantize/. See build_extras().
     e = p.add_argument_group("engines and precision")
     e.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32")
     e.add_argument("--engine", action="store_true", help="also build TensorRT engines (needs TensorRT)")
-    e.add_argument("--calib", type=Path, help="calibration images for --precision int8")
-    e.add_argument("--plugin-lib", type=Path, help="libedgercnn_plugins.so for TensorRT-flavour engines")
+    e.add_argument("--calib", type=existing_dir_arg, help="calibration images for --precision int8")
+    e.add_argument(
+        "--plugin-lib", type=existing_file_arg, help="libedgercnn_plugins.so for TensorRT-flavour engines"
+    )
 
 
 class Steps:
@@ -182,6 +190,7 @@ def export_files(args: argparse.Namespace) -> list[Any]:
     steps(f"building {source.architecture}")
     from edgercnn.export import checkpoint, metadata
     from edgercnn.export.deploy import DeployOptions, DeployRCNN
+    from edgercnn.export.model_checks import check_finite_outputs
     from edgercnn.export.onnx_export import export_onnx
     from edgercnn.export.refmodels import architectures
     from edgercnn.runtime.files import sha256_file
@@ -203,6 +212,7 @@ def export_files(args: argparse.Namespace) -> list[Any]:
         height, width = int(model.transform.min_size[-1]), int(model.transform.max_size)
     steps(f"deploy graph for {width}x{height} source, batch {batch}, {args.input_dtype} input")
     deploy = DeployRCNN(model, DeployOptions(height, width, args.input_dtype, args.keypoint_decode)).eval()
+    check_finite_outputs(deploy, str(source.checkpoint or source.architecture))
     class_names = source.class_names or metadata.default_class_names(deploy.num_classes)
     results = []
     for flavour in flavours:

@@ -10,9 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
-from edgercnn.cli.args import add_model_options, parse_size
+from edgercnn.cli.args import add_model_options, parse_size, source_size_arg
 from edgercnn.export.model_source import resolve_source
 from edgercnn.export.parity import (
     CANDIDATES,
@@ -23,26 +22,46 @@ from edgercnn.export.parity import (
     to_source_size,
 )
 from edgercnn.runtime.errors import UsageError
+from edgercnn.runtime.validators import (
+    existing_dir_arg,
+    existing_file_arg,
+    non_negative_int_arg,
+    output_dir_arg,
+    positive_int_arg,
+)  # fmt: skip
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_model_options(p)
-    p.add_argument("--images", help="folder of images (default: the synthetic validation split)")
-    p.add_argument("--coco", help="COCO annotation JSON (gives AP); images from --image-dir")
-    p.add_argument("--image-dir", help="folder of the --coco images (default: next to the JSON)")
     p.add_argument(
-        "--limit", type=int, default=DEFAULT_IMAGES, help=f"images to use (default {DEFAULT_IMAGES})"
+        "--images", type=existing_dir_arg, help="folder of images (default: the synthetic validation split)"
     )
-    p.add_argument("--seed", type=int, default=0, help="synthetic set seed")
-    p.add_argument("--source-size", help="WIDTHxHEIGHT the graph is exported for (default: first image's)")
+    p.add_argument(
+        "--coco", type=existing_file_arg, help="COCO annotation JSON (gives AP); images from --image-dir"
+    )
+    p.add_argument(
+        "--image-dir", type=existing_dir_arg, help="folder of the --coco images (default: next to the JSON)"
+    )
+    p.add_argument(
+        "--limit",
+        type=positive_int_arg,
+        default=DEFAULT_IMAGES,
+        help=f"images to use (default {DEFAULT_IMAGES})",
+    )
+    p.add_argument("--seed", type=non_negative_int_arg, default=0, help="synthetic set seed")
+    p.add_argument(
+        "--source-size",
+        type=source_size_arg,
+        help="WIDTHxHEIGHT the graph is exported for (default: first image's)",
+    )
     p.add_argument(
         "--candidates",
         default="deploy,portable,tensorrt",
         help="comma-separated subset of " + ",".join(CANDIDATES),
     )
-    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--batch", type=positive_int_arg, default=1)
     p.add_argument(
-        "--onnx-dir", type=Path, help="reuse/keep exported files here (default: a temporary folder)"
+        "--onnx-dir", type=output_dir_arg, help="reuse/keep exported files here (default: a temporary folder)"
     )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 
@@ -62,9 +81,7 @@ def run(args: argparse.Namespace) -> int:
     from edgercnn.export import checkpoint
     from edgercnn.export.refmodels import architectures
 
-    model = architectures.build_model(
-        source.architecture, source.num_classes, **source.constructor_kwargs
-    )
+    model = architectures.build_model(source.architecture, source.num_classes, **source.constructor_kwargs)
     if source.checkpoint is not None:
         checkpoint.load_into(model, source.checkpoint)
     images, gt = load_images(args)
@@ -72,8 +89,6 @@ def run(args: argparse.Namespace) -> int:
     resized = to_source_size(images, size)
     if gt and resized[0].shape[:2] != images[0].shape[:2]:
         gt = None  # ground truth is in the original pixels; AP would compare the wrong geometry
-    report = parity_report(
-        model, resized, candidates=names, batch=args.batch, gt=gt, work_dir=args.onnx_dir
-    )
+    report = parity_report(model, resized, candidates=names, batch=args.batch, gt=gt, work_dir=args.onnx_dir)
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0

@@ -18,14 +18,28 @@ from edgercnn.export.quantize.pipeline import (
     quantize_model,
 )
 from edgercnn.export.quantize.ranges import METHODS
+from edgercnn.runtime.validators import (
+    existing_dir_arg,
+    existing_file_arg,
+    non_negative_float_arg,
+    output_dir_arg,
+    positive_int_arg,
+)  # fmt: skip
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--onnx", required=True, help="FP32 ONNX model written by 'edgercnn export'")
     parser.add_argument(
-        "--calib", required=True, help="calibration set folder (calib_data/synth, 'edgercnn calibrate')"
+        "--onnx", type=existing_file_arg, required=True, help="FP32 ONNX model written by 'edgercnn export'"
     )
-    parser.add_argument("--out", default=None, help="output folder (default: beside the model)")
+    parser.add_argument(
+        "--calib",
+        type=existing_dir_arg,
+        required=True,
+        help="calibration set folder (calib_data/synth, 'edgercnn calibrate')",
+    )
+    parser.add_argument(
+        "--out", type=output_dir_arg, default=None, help="output folder (default: beside the model)"
+    )
     parser.add_argument("--method", default="entropy", choices=sorted(METHODS), help="calibration method")
     parser.add_argument("--variant", default="cpu,tensorrt", help="comma list of: " + ", ".join(VARIANTS))
     parser.add_argument(
@@ -35,19 +49,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="auto: measure both, keep the faster",
     )
     parser.add_argument(
-        "--max-ap-drop", type=float, default=0.5, help="box and mask AP points allowed to be lost"
+        "--max-ap-drop",
+        type=non_negative_float_arg,
+        default=0.5,
+        help="box and mask AP points allowed to be lost",
     )
-    parser.add_argument("--max-keypoint-ap-drop", type=float, default=1.0, help="keypoint AP points allowed")
-    parser.add_argument("--eval-images", type=Path, default=None, help="evaluation images folder (COCO set)")
-    parser.add_argument("--eval-ann", type=Path, default=None, help="evaluation COCO annotation JSON")
-    parser.add_argument("--eval-limit", type=int, default=None, help="evaluate on the first N images only")
     parser.add_argument(
-        "--calib-limit", type=int, default=None, help="use N calibration images (evenly spaced)"
+        "--max-keypoint-ap-drop", type=non_negative_float_arg, default=1.0, help="keypoint AP points allowed"
+    )
+    parser.add_argument(
+        "--eval-images", type=existing_dir_arg, default=None, help="evaluation images folder (COCO set)"
+    )
+    parser.add_argument(
+        "--eval-ann", type=existing_file_arg, default=None, help="evaluation COCO annotation JSON"
+    )
+    parser.add_argument(
+        "--eval-limit", type=positive_int_arg, default=None, help="evaluate on the first N images only"
+    )
+    parser.add_argument(
+        "--calib-limit", type=positive_int_arg, default=None, help="use N calibration images (evenly spaced)"
     )
     parser.add_argument("--keep-float", default="", help="comma list of node names to keep in float")
     parser.add_argument("--per-tensor", action="store_true", help="per-tensor weights (default per-channel)")
-    parser.add_argument("--threads", type=int, default=2, help="CPU threads for calibration and timing")
-    parser.add_argument("--trt-version", type=int, default=None, help="TensorRT version in the cache header")
+    parser.add_argument(
+        "--threads", type=positive_int_arg, default=2, help="CPU threads for calibration and timing"
+    )
+    parser.add_argument(
+        "--trt-version", type=positive_int_arg, default=None, help="TensorRT version in the cache header"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -83,4 +112,3 @@ def run(args: argparse.Namespace) -> int:
         print(f"edgercnn quantize: AP budget not met for {', '.join(failed)}", file=sys.stderr)
         return 1
     return 0
-

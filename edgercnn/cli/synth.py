@@ -12,6 +12,12 @@ from edgercnn.export.refmodels.synthdata.dataset import (
 )
 from edgercnn.export.refmodels.synthdata.video import write_video
 from edgercnn.runtime.errors import UsageError
+from edgercnn.runtime.validators import (
+    non_negative_int_arg,
+    output_dir_arg,
+    output_file_arg,
+    positive_float_arg,
+)  # fmt: skip
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -26,15 +32,21 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", help="output directory for the data set")
-    p.add_argument("--video", help="also (or only) write a sample street video here (.mp4, mp4v)")
-    p.add_argument("--calib-out", help="also write the calibration split as JPEGs + manifest.json here")
-    p.add_argument("--video-seconds", type=float, default=9.0)
-    p.add_argument("--video-fps", type=float, default=10.0)
-    p.add_argument("--train", type=int, default=3000, help="training images")
-    p.add_argument("--val", type=int, default=300, help="validation images")
-    p.add_argument("--calib", type=int, default=64, help="calibration images")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=output_dir_arg, help="output directory for the data set")
+    p.add_argument(
+        "--video", type=output_file_arg, help="also (or only) write a sample street video here (.mp4, mp4v)"
+    )
+    p.add_argument(
+        "--calib-out",
+        type=output_dir_arg,
+        help="also write the calibration split as JPEGs + manifest.json here",
+    )
+    p.add_argument("--video-seconds", type=positive_float_arg, default=9.0)
+    p.add_argument("--video-fps", type=positive_float_arg, default=10.0)
+    p.add_argument("--train", type=non_negative_int_arg, default=3000, help="training images")
+    p.add_argument("--val", type=non_negative_int_arg, default=300, help="validation images")
+    p.add_argument("--calib", type=non_negative_int_arg, default=64, help="calibration images")
+    p.add_argument("--seed", type=non_negative_int_arg, default=0)
     p.add_argument("--size", type=parse_size, default=(384, 288), help="WIDTHxHEIGHT (default 384x288)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -63,4 +75,3 @@ def run(args: argparse.Namespace) -> int:
         raise SynthDataError(f"{args.out}: cannot write the data set ({exc})") from exc
     print(json.dumps(stats, indent=2))
     return 0
-

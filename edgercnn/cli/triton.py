@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from edgercnn.runtime.errors import UsageError
 from edgercnn.runtime.triton.repository import RepositoryOptions, write_repository
+from edgercnn.runtime.validators import (
+    existing_file_arg,
+    non_negative_int_arg,
+    output_dir_arg,
+    positive_int_arg,
+)
 
 
 def _gpus(text: str) -> tuple[int, ...]:
@@ -26,23 +31,30 @@ def _gpus(text: str) -> tuple[int, ...]:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", type=Path, help="the exported ONNX (model.onnx or model.trt.onnx)")
+    p.add_argument("model", type=existing_file_arg, help="the exported ONNX (model.onnx or model.trt.onnx)")
     p.add_argument(
-        "--out", "-o", type=Path, required=True, help="repository folder to create (must be new or empty)"
+        "--out",
+        "-o",
+        type=output_dir_arg,
+        required=True,
+        help="repository folder to create (must be new or empty)",
     )
     p.add_argument("--name", default=None, help="base model name (default: the ONNX file's stem)")
     p.add_argument(
         "--max-batch",
-        type=int,
+        type=positive_int_arg,
         default=8,
         help="Triton max_batch_size of dynamic-batch graphs and of the image-in model (default 8)",
     )
     p.add_argument(
-        "--instances", type=int, default=1, help="model instances per model (instance_group count)"
+        "--instances",
+        type=positive_int_arg,
+        default=1,
+        help="model instances per model (instance_group count)",
     )
     p.add_argument(
         "--queue-delay-us",
-        type=int,
+        type=non_negative_int_arg,
         default=2000,
         help="dynamic batching: how long a request may wait for others (default 2000 us)",
     )
@@ -52,10 +64,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         choices=["cpu", "cuda", "auto"],
         help="where the python models run onnxruntime (cuda needs onnxruntime-gpu on the server)",
     )
-    p.add_argument("--threads", type=int, default=None, help="onnxruntime threads per python model instance")
+    p.add_argument(
+        "--threads", type=positive_int_arg, default=None, help="onnxruntime threads per python model instance"
+    )
     p.add_argument("--onnxruntime", action="store_true", help="add the ONNX on Triton's onnxruntime backend")
     p.add_argument(
-        "--engine", type=Path, default=None, help="add this TensorRT engine as a tensorrt_plan model"
+        "--engine",
+        type=existing_file_arg,
+        default=None,
+        help="add this TensorRT engine as a tensorrt_plan model",
     )
     p.add_argument("--gpus", type=_gpus, default=(), help="GPU ids for the onnxruntime/tensorrt instances")
 

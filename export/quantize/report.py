@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from edgercnn.export.quantize.trtcache import DEFAULT_TRT_VERSION
+from edgercnn.runtime.validators import check_non_negative_float, check_non_negative_int, check_positive_int
 
 VARIANTS = ("cpu", "tensorrt")
 CPU_LAYOUTS = ("u8s8", "s8s8")
-
 
 
 @dataclass
@@ -39,6 +39,17 @@ class QuantizeOptions:
     bench_runs: int = 5
     trt_version: int = DEFAULT_TRT_VERSION
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        """The API refuses what the command line refuses, with the same words."""
+        check_non_negative_float(self.max_ap_drop, "max_ap_drop")
+        check_non_negative_float(self.max_keypoint_ap_drop, "max_keypoint_ap_drop")
+        for name in ("eval_limit", "calib_limit"):
+            if getattr(self, name) is not None:
+                check_positive_int(getattr(self, name), name)
+        check_positive_int(self.threads, "threads")
+        check_positive_int(self.bench_runs, "bench_runs")
+        check_non_negative_int(self.sensitivity_images, "sensitivity_images")
 
 
 @dataclass

@@ -320,8 +320,12 @@ def load_card(path: str | Path) -> dict[str, Any]:
         card = json.loads(path.read_text())
     except FileNotFoundError:
         raise ModelCardError(f"{path}: model card not found") from None
-    except json.JSONDecodeError as exc:
+    except IsADirectoryError:
+        raise ModelCardError(f"{path}: is a directory, expected a model card (models/NAME.json)") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelCardError(f"{path}: not valid JSON ({exc})") from None
+    except OSError as exc:
+        raise ModelCardError(f"{path}: cannot read the model card ({exc.strerror or exc})") from None
     if not isinstance(card, dict):
         raise ModelCardError(f"{path}: a model card must be a JSON object")
     missing = [key for key in CARD_REQUIRED_KEYS if key not in card]

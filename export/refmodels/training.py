@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 from edgercnn.export.coco_eval import evaluate_model
@@ -31,6 +30,7 @@ from edgercnn.export.refmodels.architectures import (
 from edgercnn.export.refmodels.synthdata.dataset import build_split
 from edgercnn.runtime.errors import EdgercnnError
 from edgercnn.runtime.files import sha256_file
+from edgercnn.runtime.images import ImageConversionError, load_image
 from pycocotools import mask as mask_utils
 from tqdm import tqdm
 
@@ -41,6 +41,14 @@ class TrainingError(EdgercnnError):
     """Bad data directory or arguments."""
 
     exit_code = 1
+
+
+def _read_image(path: Path) -> np.ndarray:
+    """The runtime's one image loader: a truncated training image is an error, not half grey."""
+    try:
+        return load_image(path)
+    except ImageConversionError as exc:
+        raise TrainingError(str(exc)) from None
 
 
 class CocoDetectionSet(torch.utils.data.Dataset):
@@ -70,9 +78,7 @@ class CocoDetectionSet(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         info, anns = self.items[index]
         path = self.root / self.split / info["file_name"]
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
-            raise TrainingError(f"{path}: cannot read image")
+        image = _read_image(path)
         boxes = torch.tensor(
             [
                 [a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]]
@@ -127,9 +133,7 @@ def load_val(root: Path, limit: int | None = None) -> tuple[dict[str, Any], list
     images = []
     for info in gt["images"]:
         path = root / "val" / info["file_name"]
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
-            raise TrainingError(f"{path}: cannot read image")
+        image = _read_image(path)
         images.append(image)
     return gt, images
 

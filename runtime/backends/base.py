@@ -18,6 +18,7 @@ import numpy as np
 
 from ..config import ENGINE_SUFFIXES, ModelConfig
 from ..errors import BackendError
+from ..graph_check import check_config_against_graph
 
 # backend name -> module implementing ``create``
 BACKEND_MODULES: dict[str, str] = {
@@ -112,7 +113,13 @@ def open_backend(
             f"{model_path}: the {name} backend needs the Python package {exc.name!r}, which is not installed"
         ) from exc
     options = BackendOptions(device=device, threads=threads, extra=dict(extra))
-    return module.create(model_path, config, options)
+    opened = module.create(model_path, config, options)
+    try:
+        check_config_against_graph(config, opened.inputs, opened.outputs, model_path)
+    except BaseException:
+        opened.close()
+        raise
+    return opened
 
 
 def _open_remote(url: str, backend: str, threads: int | None, extra: dict[str, Any]) -> Backend:

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import ModuleType
+from typing import NoReturn
 
-from ..errors import EdgercnnError
+from ..errors import EdgercnnError, UsageError
 
 
 @dataclass(frozen=True)
@@ -34,17 +36,26 @@ def description(module: ModuleType) -> str:
     return (module.__doc__ or "").strip().split("\n\n")[0]
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad flag is a ``UsageError``: one line on stderr like every other error,
+    not argparse's usage block (``--help`` still shows the usage)."""
+
+    def error(self, message: str) -> NoReturn:
+        # "argument --score: must be ..." -> "--score: must be ...", the wording of the API's checks
+        raise UsageError(re.sub(r"^argument ([^:]+): ", r"\1: ", message))
+
+
 def build_parser(prog: str, module: ModuleType) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description=description(module))
+    parser = OneLineParser(prog=prog, description=description(module))
     module.add_arguments(parser)
     return parser
 
 
 def run_verb(prog: str, module: ModuleType, argv: Sequence[str]) -> int:
     """Parse ``argv`` with the verb's parser and run it; user errors become one line on stderr."""
-    args = build_parser(prog, module).parse_args(list(argv))
-    args.argv = list(argv)  # the verb's own arguments, for provenance (a model card records them)
     try:
+        args = build_parser(prog, module).parse_args(list(argv))
+        args.argv = list(argv)  # the verb's own arguments, for provenance (a model card records them)
         return int(module.run(args) or 0)
     except EdgercnnError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)

@@ -26,8 +26,17 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..errors import SourceError, UsageError
+from ..errors import UsageError
+from ..images import load_image
 from ..stats import StageTimes, format_table, round_robin
+from ..validators import (
+    existing_file_arg,
+    non_negative_int_arg,
+    output_dir_arg,
+    positive_int_arg,
+    score_arg,
+    side_arg,
+)  # fmt: skip
 
 BENCH_STAGES = ("decode", "preprocess", "infer", "postprocess", "total")
 
@@ -69,21 +78,18 @@ def peak_rss_mb() -> float:
 def bench_image(path: str | None, size: tuple[int, int] | None) -> np.ndarray:
     """The bench frame: an image file, or a synthetic scene of ``size`` (w, h) with edges and texture."""
     if path:
-        image = cv2.imread(path, cv2.IMREAD_COLOR)
-        if image is None:
-            raise SourceError(f"{path}: cannot read the bench image")
+        image = load_image(path)
         if size:
             image = cv2.resize(image, size)
         return image
     w, h = size or (1280, 720)
     rng = np.random.default_rng(0)
     image = cv2.resize(rng.integers(0, 256, (h // 16 + 1, w // 16 + 1, 3), dtype=np.uint8), (w, h))
-    for _ in range(12):
-        x, y = int(rng.integers(0, w - 40)), int(rng.integers(0, h - 40))
+    for _ in range(12):  # the bounds stay valid for any size --size accepts (a 1x1 frame too)
+        x, y = int(rng.integers(0, max(1, w - 40))), int(rng.integers(0, max(1, h - 40)))
         colour = tuple(int(c) for c in rng.integers(0, 256, 3))
-        cv2.rectangle(
-            image, (x, y), (x + int(rng.integers(20, w // 4)), y + int(rng.integers(20, h // 3))), colour, -1
-        )
+        bw, bh = int(rng.integers(20, max(21, w // 4))), int(rng.integers(20, max(21, h // 3)))
+        cv2.rectangle(image, (x, y), (x + bw, y + bh), colour, -1)
     return image
 
 
@@ -257,7 +263,9 @@ def write_plot(report: dict[str, Any], path: Path) -> bool:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, nargs="+", help="model files (ONNX or engines)")
+    p.add_argument(
+        "--model", type=existing_file_arg, required=True, nargs="+", help="model files (ONNX or engines)"
+    )
     p.add_argument(
         "--backend",
         nargs="+",
@@ -265,16 +273,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="backends to compare (auto onnxruntime openvino tensorrt)",
     )
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | tensorrt")
-    p.add_argument("--threads", type=int, default=None, help="inference threads")
-    p.add_argument("--image", default=None, help="bench frame (default: a synthetic scene)")
+    p.add_argument("--threads", type=positive_int_arg, default=None, help="inference threads")
     p.add_argument(
-        "--size", type=int, nargs=2, metavar=("W", "H"), default=None, help="frame size (default 1280 720)"
+        "--image", type=existing_file_arg, default=None, help="bench frame (default: a synthetic scene)"
     )
-    p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--warmup", type=int, default=5)
-    p.add_argument("--runs", type=int, default=50)
-    p.add_argument("--score", type=float, default=None, help="score threshold applied in postprocessing")
-    p.add_argument("--out", type=Path, default=None, help="folder for bench.md, bench.json, bench.png")
+    p.add_argument(
+        "--size",
+        type=side_arg,
+        nargs=2,
+        metavar=("W", "H"),
+        default=None,
+        help="frame size (default 1280 720)",
+    )
+    p.add_argument("--batch", type=positive_int_arg, default=1)
+    p.add_argument("--warmup", type=non_negative_int_arg, default=5)
+    p.add_argument("--runs", type=positive_int_arg, default=50)
+    p.add_argument("--score", type=score_arg, default=None, help="score threshold applied in postprocessing")
+    p.add_argument(
+        "--out", type=output_dir_arg, default=None, help="folder for bench.md, bench.json, bench.png"
+    )
     p.add_argument("--json", action="store_true", help="print the JSON report to stdout")
 
 

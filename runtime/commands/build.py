@@ -17,32 +17,55 @@ from pathlib import Path
 from ..backends.tensorrt.builder import EngineResult, build_engine, engine_plan_or_command
 from ..backends.tensorrt.plan import PRECISIONS, BatchProfile, EngineOptions
 from ..errors import Interrupted
+from ..validators import (
+    existing_dir_arg,
+    existing_file_arg,
+    non_negative_int_arg,
+    opt_level_arg,
+    output_file_arg,
+    positive_int_arg,
+)  # fmt: skip
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("onnx", type=Path, help="model.onnx, model.trt.onnx, model.fp16.onnx or a Q/DQ ONNX")
-    parser.add_argument("--engine", type=Path, help="output engine (default: <onnx stem>.<precision>.engine)")
+    parser.add_argument(
+        "onnx", type=existing_file_arg, help="model.onnx, model.trt.onnx, model.fp16.onnx or a Q/DQ ONNX"
+    )
+    parser.add_argument(
+        "--engine", type=output_file_arg, help="output engine (default: <onnx stem>.<precision>.engine)"
+    )
     parser.add_argument("--precision", choices=PRECISIONS, default="fp16", help="default fp16")
     parser.add_argument(
         "--calib-cache", type=Path, help="TensorRT 10 INT8: calibration cache to read (or write)"
     )
     parser.add_argument(
-        "--calib-images", type=Path, help="TensorRT 10 INT8: calibrate from this image folder"
+        "--calib-images", type=existing_dir_arg, help="TensorRT 10 INT8: calibrate from this image folder"
     )
     parser.add_argument(
-        "--workspace-mb", type=int, help="builder workspace limit in MB (default: TensorRT's)"
+        "--workspace-mb", type=positive_int_arg, help="builder workspace limit in MB (default: TensorRT's)"
     )
-    parser.add_argument("--opt-level", type=int, default=3, help="builder optimization level 0-5 (default 3)")
+    parser.add_argument(
+        "--opt-level", type=opt_level_arg, default=3, help="builder optimization level 0-5 (default 3)"
+    )
     parser.add_argument(
         "--timing-cache", type=Path, help="timing cache file (default: timing.cache beside it)"
     )
-    parser.add_argument("--dla-core", type=int, help="Jetson DLA core (GPU fallback for other layers)")
+    parser.add_argument(
+        "--dla-core", type=non_negative_int_arg, help="Jetson DLA core (GPU fallback for other layers)"
+    )
     parser.add_argument("--batch", type=BatchProfile.parse, help="dynamic-batch profile N or MIN:OPT:MAX")
-    parser.add_argument("--plugin-lib", type=Path, help="libedgercnn_plugins.so (TensorRT-flavour ONNX)")
-    parser.add_argument("--device", type=int, default=0, help="CUDA device index (default 0)")
+    parser.add_argument(
+        "--plugin-lib", type=existing_file_arg, help="libedgercnn_plugins.so (TensorRT-flavour ONNX)"
+    )
+    parser.add_argument(
+        "--device", type=non_negative_int_arg, default=0, help="CUDA device index (default 0)"
+    )
     parser.add_argument("--plan-only", action="store_true", help="print what would be done, build nothing")
     parser.add_argument(
-        "--check-parity", type=Path, metavar="IMAGES", help="after building, compare with onnxruntime"
+        "--check-parity",
+        type=existing_dir_arg,
+        metavar="IMAGES",
+        help="after building, compare with onnxruntime",
     )
     parser.add_argument(
         "--parity-onnx",

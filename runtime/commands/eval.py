@@ -11,21 +11,29 @@ import json
 
 from ..errors import UsageError
 from ..evaluate import evaluate_model
+from ..validators import existing_dir_arg, existing_file_arg, positive_int_arg
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", help="model file (.onnx, or an engine with its sidecar)")
     parser.add_argument(
-        "--images", required=True, help="folder the annotation's file_name entries are relative to"
+        "model", type=existing_file_arg, help="model file (.onnx, or an engine with its sidecar)"
     )
-    parser.add_argument("--ann", required=True, help="COCO-format annotation JSON")
-    parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N images (by id)")
+    parser.add_argument(
+        "--images",
+        type=existing_dir_arg,
+        required=True,
+        help="folder the annotation's file_name entries are relative to",
+    )
+    parser.add_argument("--ann", type=existing_file_arg, required=True, help="COCO-format annotation JSON")
+    parser.add_argument(
+        "--limit", type=positive_int_arg, default=None, help="evaluate only the first N images (by id)"
+    )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument(
         "--backend", default="auto", help="runtime backend (auto, onnxruntime, openvino, tensorrt)"
     )
     parser.add_argument("--device", default="cpu", help="cpu, cuda, tensorrt or auto")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for onnxruntime")
+    parser.add_argument("--threads", type=positive_int_arg, default=None, help="CPU threads for onnxruntime")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

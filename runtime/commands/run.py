@@ -15,11 +15,20 @@ import os
 import signal
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from ..errors import EdgercnnError, UsageError
 from ..stats import STAGES, format_table
+from ..validators import (
+    existing_file_arg,
+    non_negative_float_arg,
+    non_negative_int_arg,
+    output_dir_arg,
+    port_arg,
+    positive_float_arg,
+    positive_int_arg,
+    score_arg,
+)  # fmt: skip
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -33,10 +42,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="image/video files, folders, globs ('imgs/*.jpg'), camera indices (0), rtsp:// or http:// URLs, "
         "GStreamer pipelines ('... ! appsink'); each is read by its own thread",
     )
-    where.add_argument("--fleet", type=Path, help="a TOML file naming the streams and the service settings")
+    where.add_argument(
+        "--fleet", type=existing_file_arg, help="a TOML file naming the streams and the service settings"
+    )
     p.add_argument(
         "--out",
-        type=Path,
+        type=output_dir_arg,
         default=None,
         help="output folder (JSONL, COCO json, annotated media); one that already holds results "
         "is left alone and the run writes to a new sibling folder (out-2, ...)",
@@ -49,17 +60,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | tensorrt")
     p.add_argument(
         "--plugin-lib",
-        type=Path,
+        type=existing_file_arg,
         default=None,
         help="the TensorRT plugin library an engine with plugin layers needs (default: $EDGERCNN_PLUGIN_LIB, "
         "then plugins/build); it must match the engine's sidecar hash",
     )
-    p.add_argument("--threads", type=int, default=None, help="inference threads (default: the library's)")
-    p.add_argument("--score", type=float, default=None, help="minimum score to keep (default 0.5)")
+    p.add_argument(
+        "--threads", type=positive_int_arg, default=None, help="inference threads (default: the library's)"
+    )
+    p.add_argument("--score", type=score_arg, default=None, help="minimum score to keep (default 0.5)")
     p.add_argument("--classes", default=None, help="comma-separated class names or ids to keep")
     p.add_argument(
         "--batch",
-        type=int,
+        type=positive_int_arg,
         default=None,
         help="frames per inference call (default: the graph's batch, or one per stream)",
     )
@@ -69,34 +82,44 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-coco", action="store_true", help="do not write the COCO results json")
     p.add_argument("--rle", action="store_true", help="add mask RLEs to the JSONL (needs pycocotools)")
     p.add_argument(
-        "--fps", type=float, default=None, help="frame rate of written videos (default: the source's)"
+        "--fps",
+        type=positive_float_arg,
+        default=None,
+        help="frame rate of written videos (default: the source's)",
     )
-    p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
+    p.add_argument("--max-frames", type=positive_int_arg, default=None, help="stop after this many frames")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     s = p.add_argument_group("service (live streams)")
     s.add_argument(
         "--batch-timeout-ms",
-        type=float,
+        type=non_negative_float_arg,
         default=None,
         help="longest a frame waits for the others of its batch (default 50)",
     )
     s.add_argument(
         "--stall-timeout",
-        type=float,
+        type=positive_float_arg,
         default=None,
         help="seconds without a frame before a stream is reopened; also the open timeout (default 10)",
     )
-    s.add_argument("--reconnect-initial", type=float, default=None, help="first retry delay, s (default 0.5)")
-    s.add_argument("--reconnect-max", type=float, default=None, help="longest retry delay, s (default 2)")
+    s.add_argument(
+        "--reconnect-initial",
+        type=positive_float_arg,
+        default=None,
+        help="first retry delay, s (default 0.5)",
+    )
+    s.add_argument(
+        "--reconnect-max", type=positive_float_arg, default=None, help="longest retry delay, s (default 2)"
+    )
     s.add_argument(
         "--reconnect-attempts",
-        type=int,
+        type=non_negative_int_arg,
         default=None,
         help="consecutive failures before a stream is given up (default 0: never)",
     )
     s.add_argument(
         "--metrics-port",
-        type=int,
+        type=port_arg,
         default=None,
         help="serve /metrics (Prometheus) and /healthz on this port (0: any free port); off by default",
     )
@@ -104,9 +127,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--metrics-host", default=None, help="address to bind the metrics endpoint (default 127.0.0.1)"
     )
     s.add_argument(
-        "--rotate-mb", type=float, default=None, help="start a new JSONL segment after this many MB"
+        "--rotate-mb",
+        type=positive_float_arg,
+        default=None,
+        help="start a new JSONL segment after this many MB",
     )
-    s.add_argument("--rotate-minutes", type=float, default=None, help="start a new JSONL segment this often")
+    s.add_argument(
+        "--rotate-minutes", type=positive_float_arg, default=None, help="start a new JSONL segment this often"
+    )
 
 
 def _display_available() -> str | None:
@@ -200,6 +228,7 @@ def _progress(plan: Any, args: argparse.Namespace) -> Any:
 def run(args: argparse.Namespace) -> int:
     _quiet_opencv()
     from ..detector import Detector
+    from ..postprocess import class_ids
     from ..service.build import build_service, plan_run
 
     if args.show and (why := _display_available()):
@@ -210,6 +239,7 @@ def run(args: argparse.Namespace) -> int:
         args.model, backend=args.backend, device=args.device, threads=args.threads, **options
     )
     try:
+        class_ids(plan.classes, detector.config.class_names)  # a bad --classes is the only line said
         report(f"model {args.model}: {detector.config.architecture}, backend {detector.backend.name}")
         for line in plan.notes:
             report(line)

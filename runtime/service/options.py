@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from ..errors import UsageError
+from ..validators import check_number, check_score
+
+__all__ = [
+    "OUTPUT_KINDS", "ReconnectPolicy", "ServiceOptions", "StreamSpec", "check_number", "check_options",
+    "check_score",
+]  # fmt: skip
 
 OUTPUT_KINDS = ("jsonl", "coco", "images", "video")
 
@@ -59,34 +63,6 @@ class ServiceOptions:
     rotate_mb: float | None = None
     rotate_minutes: float | None = None
     fps: float | None = None  # written videos' rate; None: each source's own rate
-
-
-def check_number(
-    value: object,
-    where: str,
-    *,
-    low: float,
-    high: float = math.inf,
-    integer: bool = False,
-    open_low: bool = False,
-) -> float:
-    """A finite number in range, or one ``UsageError`` line naming ``where``; bools are not numbers."""
-    kind = "an integer" if integer else "a number"
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or (integer and not isinstance(value, int))
-    ):
-        raise UsageError(f"{where}: must be {kind}, got {value!r}")
-    if not math.isfinite(value) or value < low or value > high or (open_low and value == low):
-        bound = f"> {low:g}" if open_low else f">= {low:g}"
-        bound += "" if high == math.inf else f" and <= {high:g}"
-        raise UsageError(f"{where}: must be {bound}, got {value!r}")
-    return value
-
-
-def check_score(value: object, where: str) -> float:
-    return check_number(value, where, low=0.0, high=1.0)
 
 
 # Setting -> how a message names it; the command line passes its flag names instead.

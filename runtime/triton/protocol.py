@@ -15,12 +15,12 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-import cv2
 import numpy as np
 
 from ..config import ModelConfig
 from ..detections import Detections
 from ..errors import SourceError
+from ..images import ImageConversionError, decode_image_bytes
 from ..preprocess import ImageTransform
 
 IMAGE = "IMAGE"  # encoded image bytes
@@ -56,10 +56,10 @@ def keypoint_count(config: ModelConfig) -> int:
 
 def decode_image(data: bytes, name: str) -> np.ndarray:
     """JPEG/PNG bytes -> BGR uint8, or one line saying which row could not be decoded."""
-    buffer = np.frombuffer(data, dtype=np.uint8)
-    image = cv2.imdecode(buffer, cv2.IMREAD_COLOR) if buffer.size else None
-    if image is None:
-        raise SourceError(f"{name}: {len(data)} bytes are not a decodable image (JPEG, PNG, ...)")
+    try:
+        image, _ = decode_image_bytes(bytes(data))  # the one loader's checks: truncation, depth, size
+    except ImageConversionError as exc:
+        raise SourceError(f"{name}: {len(data)} bytes are not a usable image ({exc})") from None
     return image
 
 

@@ -30,6 +30,7 @@ from typing import Any
 from ..backends.base import TensorSpec, open_backend
 from ..config import ModelConfig
 from ..errors import BackendError, UsageError
+from ..validators import check_non_negative_int, check_positive_int
 from . import protocol
 
 RUNTIME_COPY = "edgercnn_runtime"
@@ -70,6 +71,14 @@ class RepositoryOptions:
     onnxruntime: bool = False
     engine: Path | None = None
     gpus: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        """The API refuses what the command line refuses, with the same words."""
+        check_positive_int(self.max_batch, "max_batch")
+        check_positive_int(self.instances, "instances")
+        check_non_negative_int(self.queue_delay_us, "queue_delay_us")
+        if self.threads is not None:
+            check_positive_int(self.threads, "threads")
 
 
 def triton_dtype(numpy_dtype: str, where: str) -> str:

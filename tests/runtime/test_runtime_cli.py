@@ -108,6 +108,7 @@ def test_plugin_lib_reaches_the_backend_as_the_users_choice(tiny_model, tmp_path
 
     monkeypatch.setattr(Detector, "open", classmethod(spy))
     lib = tmp_path / "libmine.so"
+    lib.write_bytes(b"")  # the parser refuses a library that is not there
     code = main(
         ["--model", str(tiny_model), "--source", str(tmp_path), "--plugin-lib", str(lib), "--no-progress"]
     )

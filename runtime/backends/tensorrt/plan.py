@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 from ...contract import EnginePrecision, Precision
-from ...errors import EdgercnnError
+from ...errors import EdgercnnError, UsageError
+from ...validators import parse_batch_range
 
 PRECISIONS: tuple[str, ...] = tuple(p.value for p in EnginePrecision)
 ONNX_PRECISIONS: tuple[str, ...] = tuple(p.value for p in Precision)
@@ -61,17 +62,9 @@ class BatchProfile:
     def parse(cls, text: str) -> BatchProfile:
         """``"4"`` (fixed) or ``"1:4:8"`` (min:opt:max)."""
         try:
-            numbers = [int(p) for p in text.split(":")]
-        except ValueError:
-            raise EngineBuildError(f"--batch {text!r}: expected N or MIN:OPT:MAX (e.g. 1:4:8)") from None
-        if len(numbers) == 1:
-            numbers *= 3
-        if len(numbers) != 3:
-            raise EngineBuildError(f"--batch {text!r}: expected N or MIN:OPT:MAX (e.g. 1:4:8)")
-        profile = cls(*numbers)
-        if not 1 <= profile.min <= profile.opt <= profile.max:
-            raise EngineBuildError(f"--batch {text!r}: need 1 <= MIN <= OPT <= MAX")
-        return profile
+            return cls(*parse_batch_range(text, "--batch"))
+        except UsageError as exc:
+            raise EngineBuildError(str(exc)) from None
 
     def __str__(self) -> str:
         return f"{self.min}:{self.opt}:{self.max}"

@@ -100,7 +100,7 @@ def test_cli_without_tensorrt_prints_the_command_and_exits_1(
 @pytest.mark.parametrize(
     ("make", "args", "expected"),
     [
-        (lambda d: d / "absent.onnx", [], "absent.onnx: ONNX file not found"),
+        (lambda d: d / "absent.onnx", [], "absent.onnx does not exist"),  # the parser's existence check
         (lambda d: write_onnx(d / "plain.onnx", None), [], "has no 'edgercnn.config' metadata"),
         (lambda d: _write(d / "junk.onnx", b"\xff\xff\xff"), [], "junk.onnx: is not a valid ONNX model"),
         (
@@ -108,7 +108,11 @@ def test_cli_without_tensorrt_prints_the_command_and_exits_1(
             ["--precision", "int8", "--calib-cache", "BAD"],
             "not a TensorRT calibration cache",
         ),
-        (lambda d: write_onnx(d / "m.onnx", model_config()), ["--opt-level", "9"], "optimization level 9"),
+        (
+            lambda d: write_onnx(d / "m.onnx", model_config()),
+            ["--opt-level", "9"],
+            "--opt-level: must be >= 0 and <= 5, got 9",
+        ),
     ],
 )
 def test_cli_bad_input_is_one_clear_line(

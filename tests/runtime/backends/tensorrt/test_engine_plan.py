@@ -236,9 +236,15 @@ def test_default_engine_path_sits_beside_the_onnx() -> None:
     assert default_engine_path(Path("model.int8.trt.onnx"), "int8") == Path("model.int8.trt.int8.engine")
 
 
-def test_build_command_parses_back_to_the_same_options(tmp_path: Path) -> None:
+def test_build_command_parses_back_to_the_same_options(tmp_path: Path, monkeypatch) -> None:
     """The printed command, run on the target, rebuilds exactly this engine."""
     plugin = tmp_path / "lib dir" / "libedgercnn_plugins.so"
+    # the parser checks that the inputs exist, as they do on the target the command is for
+    monkeypatch.chdir(tmp_path)
+    for made in (plugin, tmp_path / "m.trt.onnx", tmp_path / "a.onnx"):
+        made.parent.mkdir(parents=True, exist_ok=True)
+        made.write_bytes(b"")
+    (tmp_path / "calib_data" / "synth").mkdir(parents=True)
     options = EngineOptions(
         precision="int8",
         calib_cache=Path("calib/model.calib.cache"),
