@@ -81,10 +81,11 @@ def _check_output_shapes(config: ModelConfig, by_name: dict[str, GraphTensor], p
         masks = tuple(by_name["masks"].shape)
         if len(masks) == 4 and masks[2] is not None and masks[2] != config.mask_size:
             raise mismatch(path, "mask_size", config.mask_size, masks[2])
-    if "keypoints" in by_name and config.has_keypoints and config.num_keypoints is not None:
-        points = tuple(by_name["keypoints"].shape)
-        if len(points) == 4 and points[2] is not None and points[2] != config.num_keypoints:
-            raise mismatch(path, "num_keypoints", config.num_keypoints, points[2])
+    for name, rank in (("keypoints", 4), ("keypoint_heatmaps", 5)):  # [N, K, P, 3] or [N, K, P, S, S]
+        if name in by_name and config.has_keypoints and config.num_keypoints is not None:
+            points = tuple(by_name[name].shape)
+            if len(points) == rank and points[2] is not None and points[2] != config.num_keypoints:
+                raise mismatch(path, "num_keypoints", config.num_keypoints, points[2])
 
 
 def check_labels(labels: np.ndarray, config: ModelConfig) -> None:

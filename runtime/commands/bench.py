@@ -170,7 +170,7 @@ def collect(args: argparse.Namespace, companions: Sequence[Companion] = ()) -> d
                 detector = entry.runner
                 entry.meta.update(backend=detector.backend.name, precision=detector.config.precision,
                                   flavour=detector.config.flavour)  # fmt: skip
-                print(f"bench: {model} on {detector.backend.name} ready", file=sys.stderr)
+                print(f"bench: {model} on {detector.backend.name} ...", file=sys.stderr)
                 entries.append(entry)
                 for companion in companions:
                     extra_meta, opener = companion(args, Path(model), detector.config)
