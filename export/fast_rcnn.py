@@ -111,7 +111,9 @@ def pad_proposals(proposals: Sequence[np.ndarray], rows: int) -> tuple[np.ndarra
 Runner = Callable[[dict[str, np.ndarray]], Sequence[np.ndarray]]
 
 
-def proposal_runners(deploy: DeployRCNN, names: Sequence[str], work_dir: Path, batch: int) -> dict[str, Runner]:
+def proposal_runners(
+    deploy: DeployRCNN, names: Sequence[str], work_dir: Path, batch: int
+) -> dict[str, Runner]:
     """One inference function per candidate (``deploy`` in torch, ``portable`` / ``tensorrt`` ONNX)."""
     import onnx
     from edgercnn.export import metadata
