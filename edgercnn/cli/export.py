@@ -17,6 +17,7 @@ from typing import Any
 
 from edgercnn.cli.args import add_model_options, parse_batch, parse_size
 from edgercnn.export.deploy.errors import ExportError
+from edgercnn.export.deploy.model import DEFAULT_MAX_PROPOSALS
 from edgercnn.export.model_source import resolve_source
 
 DEFAULT_OUT = "export_out"
@@ -32,6 +33,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--flavour", default="portable", help="comma-separated: portable,tensorrt (default portable)"
     )
     g.add_argument("--no-simplify", action="store_true", help="skip onnxslim simplification")
+    f = p.add_argument_group("Fast R-CNN mode (docs/model-format.md)")
+    f.add_argument(
+        "--proposals",
+        choices=("rpn", "external"),
+        default="rpn",
+        help="rpn: the model's own RPN (default); external: the graph takes proposals [N, P, 4] and "
+        "num_proposals [N] as inputs instead (e.g. motion regions from 'edgercnn run')",
+    )
+    f.add_argument(
+        "--max-proposals",
+        type=int,
+        default=DEFAULT_MAX_PROPOSALS,
+        help=f"P, the padded proposal count of --proposals external (default {DEFAULT_MAX_PROPOSALS})",
+    )
+    f.add_argument(
+        "--roi-op",
+        choices=("align", "pool"),
+        default="align",
+        help="align: torchvision's RoIAlign (default); pool: Fast R-CNN's RoIPool (max per bin)",
+    )
     g.add_argument(
         "--out", type=Path, default=Path(DEFAULT_OUT), help=f"output directory (default {DEFAULT_OUT})"
     )
@@ -196,8 +217,17 @@ def export_files(args: argparse.Namespace) -> list[Any]:
         height, width = source.source_size
     else:
         height, width = int(model.transform.min_size[-1]), int(model.transform.max_size)
-    steps(f"deploy graph for {width}x{height} source, batch {batch}, {args.input_dtype} input")
-    deploy = DeployRCNN(model, DeployOptions(height, width, args.input_dtype)).eval()
+    mode = f", external proposals (P={args.max_proposals})" if args.proposals == "external" else ""
+    steps(f"deploy graph for {width}x{height} source, batch {batch}, {args.input_dtype} input{mode}")
+    options = DeployOptions(
+        height,
+        width,
+        args.input_dtype,
+        proposals=args.proposals,
+        max_proposals=args.max_proposals,
+        roi_op=args.roi_op,
+    )
+    deploy = DeployRCNN(model, options).eval()
     class_names = source.class_names or metadata.default_class_names(deploy.num_classes)
     results = []
     for flavour in flavours:
