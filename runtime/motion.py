@@ -26,11 +26,14 @@ class MotionSettings:
     history: int = 200  # frames the background model remembers
     var_threshold: float = 16.0  # MOG2's squared Mahalanobis distance for "foreground"
     detect_shadows: bool = True  # shadows are marked grey (127) and then dropped
+    # Background update rate per frame. OpenCV's default (-1: 1/frames seen) learns a slow object
+    # into the background within a few frames early on; 0.01 keeps a stopped object ~100 frames.
+    learning_rate: float = 0.01
     open_kernel: int = 3  # opening: removes isolated noisy pixels
     close_kernel: int = 9  # closing: joins the parts of one moving object
     min_area: float = 48.0  # blobs smaller than this many pixels are noise
     merge_gap: float = 8.0  # boxes closer than this are one region
-    margin: float = 0.1  # each box grows by this share of its size on every side
+    margin: float = 0.05  # each box grows by this share of its size on every side
     # More foreground than this share of the frame: the model is (re)learning the background
     # (first frames, a light switched on); no proposal is better than a frame-sized one.
     max_foreground: float = 0.5
@@ -112,7 +115,8 @@ class MotionProposals:
                 f"{size[1]}x{size[0]} within one stream; use one MotionProposals per stream"
             )
         self._size = size
-        raw = self._subtractor.apply(frame_bgr)
+        s = self.settings
+        raw = self._subtractor.apply(frame_bgr, learningRate=s.learning_rate)
         mask = np.where(raw == 255, 255, 0).astype(np.uint8)  # shadows (127) are not motion
         mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, self._open)
         mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, self._close)
