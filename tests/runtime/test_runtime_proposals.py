@@ -8,14 +8,16 @@ import numpy as np
 import pytest
 from edgercnn.runtime.config import ModelConfig
 from edgercnn.runtime.contract import PROPOSAL_COUNT_NAME, PROPOSALS_NAME
-from edgercnn.runtime.errors import ModelFormatError, UsageError
+from edgercnn.runtime.detector import Detector
+from edgercnn.runtime.errors import BackendError, ModelFormatError, UsageError
 from edgercnn.runtime.matching import box_iou
 from edgercnn.runtime.motion import MotionProposals, StreamMotionProposals, merge_boxes
 from edgercnn.runtime.preprocess import compute_transform
 from edgercnn.runtime.proposals import pack_proposals
 from edgercnn.runtime.sources import Frame
 
-from tests.builders.fixed_onnx import tiny_config
+from tests.builders.fixed_onnx import make_tiny_onnx, tiny_config, tiny_outputs
+from tests.cli import verb
 
 HEIGHT, WIDTH = 240, 320
 SIDE_H, SIDE_W = 50, 40
@@ -141,3 +143,32 @@ def test_a_bad_proposals_or_roi_op_entry_is_refused_naming_the_file(change, mess
     data = {**tiny_config("fasterrcnn"), **change}
     with pytest.raises(ModelFormatError, match=f"bad.onnx: model config has .*{message}"):
         ModelConfig.from_dict(data, "bad.onnx")
+
+
+def test_run_refuses_motion_proposals_for_a_model_with_its_own_rpn(tmp_path, capsys):
+    raw = tiny_config("fasterrcnn")
+    model = make_tiny_onnx(tmp_path / "rpn.onnx", raw, tiny_outputs(raw, 3))
+    code = verb("run")(["--model", str(model), "--source", str(tmp_path), "--proposals", "motion"])
+    err = capsys.readouterr().err
+    assert code == 2 and "runs its own RPN" in err and "--proposals external" in err
+
+
+class ImagesOnlyBackend:
+    """A backend that, like the TensorRT and Triton ones, feeds nothing but the image batch."""
+
+    name = "images-only"
+    inputs = ()
+    outputs = ()
+
+    def infer(self, batch):
+        raise AssertionError("never reached")
+
+    def close(self):
+        pass
+
+
+def test_a_fast_rcnn_mode_model_on_a_backend_that_feeds_only_images_is_refused_in_one_line():
+    with pytest.raises(
+        BackendError, match=r"fast\.onnx: is a Fast R-CNN mode model .* run it on onnxruntime"
+    ):
+        Detector(fast_rcnn_config(), ImagesOnlyBackend())
