@@ -188,6 +188,11 @@ def export_files(args: argparse.Namespace) -> list[Any]:
     if unknown or not flavours:
         raise ExportError(f"unknown flavour(s) {unknown}; choose from {', '.join(FLAVOURS)}")
     batch = parse_batch(args.batch)
+    if args.precision == "int8" and args.proposals == "external":
+        raise ExportError(
+            "--precision int8 calibrates on images alone; a --proposals external graph also needs "
+            "proposals per image, which calibration does not feed yet: export it in fp32 or fp16"
+        )
     if args.precision == "int8" and args.calib is None:  # before the export, not after it
         raise ExportError(
             "--precision int8 needs --calib DIR (e.g. calib_data/synth, or 'edgercnn calibrate')"

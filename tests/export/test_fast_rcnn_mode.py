@@ -140,3 +140,18 @@ def test_export_cli_writes_a_fast_rcnn_mode_model_that_runs_on_a_video_with_moti
     records = [json.loads(line) for f in run_dir.rglob("*.jsonl") for line in f.read_text().splitlines()]
     assert len(records) == 40
     assert sum(len(r["detections"]) for r in records) > 0
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--max-proposals", "0"], "max proposals must be at least 1, got 0"),
+        (["--precision", "int8", "--calib", "calib_data/synth"], "calibrates on images alone"),
+    ],
+)
+def test_export_cli_refuses_impossible_fast_rcnn_mode_options_in_one_line(extra, message, tmp_path, capsys):
+    card = str(REPO_ROOT / "models" / "ref_fasterrcnn.json")
+    argv = ["--card", card, "--proposals", "external", *extra, "--out", str(tmp_path)]
+    assert verb("export")(argv) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(err) == 1 and message in err[0], err
