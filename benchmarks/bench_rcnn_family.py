@@ -1,6 +1,6 @@
 """The R-CNN family measured: R-CNN -> Fast R-CNN -> Faster R-CNN -> Mask R-CNN on the synthetic data.
 
-    python benchmarks/bench_rcnn_family.py --images 24 --regions 300 --threads 2
+    python benchmarks/bench_rcnn_family.py --images 24 --frames 90 --regions 300 --threads 1
 
 Two data sets, both made by the synthetic generator (``edgercnn synth``):
 
@@ -50,7 +50,7 @@ VIDEO_GT = REPO / "samples" / "synth_street.json"
 
 
 @dataclass
-class Row:
+class Row:  # one line of the table
     data: str
     method: str
     proposals: str
@@ -105,7 +105,7 @@ def rpn_model_rows(data: str, name: str, kind: str, gt: dict, images: Sequence[n
         label,
         "RPN",
         box_ap(kind, gt, outputs, images),
-        1e3 * seconds / len(images),
+        median_ms(seconds),
         float(np.mean(counts)),
     )
 
@@ -161,8 +161,16 @@ def video_frames(limit: int) -> tuple[dict, list[np.ndarray]]:
     return gt, frames
 
 
+class Rows(list):
+    """The table's rows, each printed when measured (a long run shows its progress)."""
+
+    def append(self, row: Row) -> None:
+        print(row, flush=True)
+        super().append(row)
+
+
 def measure(args: argparse.Namespace) -> list[Row]:
-    rows: list[Row] = []
+    rows: list[Row] = Rows()
     gt, images, _ = build_split(args.seed, "val", args.images, 384, 288)
     data = f"val[:{args.images}]"
     print(f"selective search on {len(images)} validation images", flush=True)
@@ -225,13 +233,13 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=24, help="validation images (default 24)")
     parser.add_argument("--regions", type=int, default=300, help="proposals kept per image (default 300)")
     parser.add_argument("--frames", type=int, default=90, help="street video frames (default: all 90)")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="torch and OpenCV threads (default 1)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-doc", action="store_true", help="print only; leave docs/benchmarks.md alone")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
-    lines = table(measure(args), args)
+    lines = table(measure(args), args)  # rows are printed as they complete, too
     print("\n".join(lines))
     if not args.no_doc:
         write_section(
