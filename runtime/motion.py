@@ -124,6 +124,7 @@ class MotionProposals:
         return mask
 
     def __call__(self, frame_bgr: np.ndarray) -> np.ndarray:
+        """The next frame's ``[k, 4]`` proposals, in its pixels, best first (see the module doc)."""
         s = self.settings
         mask = self.foreground(frame_bgr)
         height, width = mask.shape
@@ -144,7 +145,7 @@ class MotionProposals:
         # Best first, for a truncated list: whole regions, then single blobs, then windows.
         parts = [merged, largest_first(blobs, None)]
         parts += [region_windows(region, s.window_scales) for region in merged]
-        candidates = np.concatenate(parts) if parts else blobs
+        candidates = np.concatenate(parts)
         _, first = np.unique(candidates.round(1), axis=0, return_index=True)
         unique = candidates[np.sort(first)]
         return unique[: self.max_proposals] if self.max_proposals is not None else unique
