@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import platform
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ REPO = Path(__file__).resolve().parents[1]
 SECTION = "bench_rcnn_family"
 VIDEO = REPO / "samples" / "synth_street.mp4"
 VIDEO_GT = REPO / "samples" / "synth_street.json"
+THREADS = [1]  # --threads, for the onnxruntime sessions too
 
 
 @dataclass
@@ -144,6 +146,52 @@ def rcnn_row(data: str, gt: dict, images: Sequence[np.ndarray], regions, region_
     return Row(data, "R-CNN", "selective search", ap, median_ms(seconds), per_image)
 
 
+def runtime_row(
+    data: str,
+    label: str,
+    kind: str,
+    card: str,
+    gt: dict,
+    frames: Sequence[np.ndarray],
+    work: Path,
+    max_proposals: int | None,
+) -> Row:
+    """The deploy path: the portable ONNX export run by the runtime's ``Detector`` (onnxruntime),
+    fed motion proposals when ``max_proposals`` is set (a Fast R-CNN mode export)."""
+    from edgercnn.export import metadata
+    from edgercnn.export.deploy import DeployOptions, DeployRCNN
+    from edgercnn.export.onnx_export import export_onnx
+    from edgercnn.runtime.detector import Detector
+
+    model = load(card)
+    height, width = frames[0].shape[:2]
+    external = max_proposals is not None
+    options = DeployOptions(height, width, proposals="external" if external else "rpn",
+                            max_proposals=max_proposals or 1)  # fmt: skip
+    deploy = DeployRCNN(model, options).eval()
+    path = work / f"{card}-{'fast' if external else 'rpn'}.onnx"
+    names = metadata.default_class_names(deploy.num_classes)
+    export_onnx(deploy, path, metadata.build_config(deploy, builder=card, class_names=names))
+    detector = Detector.open(path, threads=THREADS[0])
+    motion = MotionProposals(max_proposals=max_proposals) if external else None
+    outputs, seconds, counts = [], [], []
+    detector.detect([frames[0]], proposals=[np.zeros((0, 4))] if external else None)  # warm-up
+    for frame in frames:
+        start = time.perf_counter()
+        proposals = None
+        if motion is not None:
+            boxes = motion(frame)
+            counts.append(len(boxes))
+            proposals = [boxes]
+        dets = detector.detect([frame], score_threshold=0.0, proposals=proposals)[0]
+        seconds.append(time.perf_counter() - start)
+        outputs.append({"boxes": dets.boxes, "scores": dets.scores, "labels": dets.labels})
+    detector.close()
+    per_image = float(np.mean(counts)) if counts else float(deploy.rpn.post_nms_top_n)
+    return Row(data, label, "motion (MOG2)" if external else "RPN", box_ap(kind, gt, outputs, frames),
+               median_ms(seconds), per_image)  # fmt: skip
+
+
 def video_frames(limit: int) -> tuple[dict, list[np.ndarray]]:
     """The first ``limit`` frames of the street video and their ground truth."""
     gt = json.loads(VIDEO_GT.read_text())
@@ -196,6 +244,13 @@ def measure(args: argparse.Namespace) -> list[Row]:
                               ss_seconds, "align"))  # fmt: skip
     rows.append(rpn_model_rows(data, "ref_fasterrcnn", "fasterrcnn", video_gt, frames))
     rows.append(rpn_model_rows(data, "ref_maskrcnn", "maskrcnn", video_gt, frames))
+    with tempfile.TemporaryDirectory() as work:
+        deploy_data = f"{data}, exported"
+        label = "Fast R-CNN mode ONNX (RoIAlign)"
+        rows.append(runtime_row(deploy_data, label, "fasterrcnn", "ref_fasterrcnn", video_gt, frames,
+                                Path(work), args.regions))  # fmt: skip
+        rows.append(runtime_row(deploy_data, "Faster R-CNN ONNX", "fasterrcnn", "ref_fasterrcnn", video_gt,
+                                frames, Path(work), None))  # fmt: skip
     return rows
 
 
@@ -207,7 +262,8 @@ def table(rows: list[Row], args: argparse.Namespace) -> list[str]:
     lines = [
         f"`{command}`; {platform.machine()}, torch eager with {args.threads} thread(s), "
         f"load average {' '.join(f'{v:.1f}' for v in os.getloadavg())}. Reference weights (models/*.json); "
-        "R-CNN and Fast R-CNN use ref_fasterrcnn's backbone and box head on the regions. "
+        "R-CNN and Fast R-CNN use ref_fasterrcnn's backbone and box head on the regions; the "
+        "'exported' rows are the portable ONNX files run by the runtime's Detector (onnxruntime). "
         "ms / image: median per image, proposals included (selective search on the CPU, or MOG2 motion).",
         "",
         "| data | method | proposals | box AP | ms / image | proposals / image |",
@@ -241,6 +297,7 @@ def main() -> None:
     parser.add_argument("--no-doc", action="store_true", help="print only; leave docs/benchmarks.md alone")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    THREADS[0] = args.threads
     cv2.setNumThreads(args.threads)
     lines = table(measure(args), args)  # rows are printed as they complete, too
     print("\n".join(lines))
