@@ -57,7 +57,7 @@ def build_config(
             "(counting __background__ at index 0)"
         )
     g = deploy.geometry
-    rpn, box = deploy.rpn, deploy.box_head
+    box = deploy.box_head
     config = ModelConfig(
         path=Path("<export>"),
         architecture=deploy.kind,
@@ -83,14 +83,10 @@ def build_config(
         batch=None if batch == DYNAMIC_BATCH else int(batch),
         outputs=tuple(deploy.output_names),
         detections_per_img=box.detections_per_img,
-        thresholds={
-            "box_score_thresh": box.score_thresh,
-            "box_nms_thresh": box.nms_thresh,
-            "rpn_pre_nms_top_n": rpn.pre_nms_top_n,
-            "rpn_post_nms_top_n": rpn.post_nms_top_n,
-            "rpn_nms_thresh": rpn.nms_thresh,
-            "rpn_score_thresh": rpn.score_thresh,
-        },
+        thresholds=_thresholds(deploy),
+        proposals=deploy.options.proposals,
+        max_proposals=deploy.options.max_proposals if deploy.external_proposals else None,
+        roi_op=deploy.options.roi_op,
         flavour=flavour,
         precision=precision,
         versions={
@@ -105,6 +101,20 @@ def build_config(
         num_keypoints=deploy.num_keypoints if deploy.kind == Kind.KEYPOINTRCNN else None,
     )
     return config.to_dict()
+
+
+def _thresholds(deploy: DeployRCNN) -> dict[str, float]:
+    """The box head's thresholds, and the RPN's when the graph has one (Fast R-CNN mode has none)."""
+    box, rpn = deploy.box_head, deploy.rpn
+    values: dict[str, float] = {"box_score_thresh": box.score_thresh, "box_nms_thresh": box.nms_thresh}
+    if rpn is not None:
+        values.update(
+            rpn_pre_nms_top_n=rpn.pre_nms_top_n,
+            rpn_post_nms_top_n=rpn.post_nms_top_n,
+            rpn_nms_thresh=rpn.nms_thresh,
+            rpn_score_thresh=rpn.score_thresh,
+        )
+    return values
 
 
 def attach(model: onnx.ModelProto, config: dict[str, Any]) -> None:

@@ -68,9 +68,16 @@ def check_finite_outputs(deploy: Any, name: str) -> None:
     image = probe_image(height, width).unsqueeze(0)
     uint8 = deploy.input_dtype == torch.uint8  # else a float32 graph, which takes normalised pixels
     image = (image * 255).to(torch.uint8) if uint8 else image * 2.0 - 1.0
+    extra: tuple[torch.Tensor, ...] = ()
+    if getattr(deploy, "external_proposals", False):  # Fast R-CNN mode: the probe's boxes too
+        from edgercnn.export.onnx_export import probe_feed
+        from edgercnn.runtime.contract import PROPOSAL_COUNT_NAME, PROPOSALS_NAME
+
+        feed = probe_feed(deploy, 1)
+        extra = (torch.from_numpy(feed[PROPOSALS_NAME]), torch.from_numpy(feed[PROPOSAL_COUNT_NAME]))
     with torch.no_grad():
         features = deploy.backbone(deploy.adapter(image))
-        outputs = deploy(image)
+        outputs = deploy(image, *extra)
     count = int(outputs[0].reshape(-1)[0])
     rows = [out[0, :count] for out in outputs[1:] if out.is_floating_point()]
     finite = all(bool(torch.isfinite(f).all()) for f in features.values())

@@ -24,7 +24,14 @@ import torch
 from edgercnn.export import metadata, ops
 from edgercnn.export.deploy import DeployRCNN
 from edgercnn.export.deploy.errors import ExportError
-from edgercnn.runtime.contract import FLAVOURS, PLUGIN_DOMAIN, Flavour
+from edgercnn.runtime.contract import (
+    FLAVOURS,
+    INPUT_NAME,
+    PLUGIN_DOMAIN,
+    PROPOSAL_COUNT_NAME,
+    PROPOSALS_NAME,
+    Flavour,
+)
 
 OPSET = 18
 FILE_NAMES = {Flavour.PORTABLE.value: "model.onnx", Flavour.TENSORRT.value: "model.trt.onnx"}
@@ -51,18 +58,19 @@ def trace_to_onnx(deploy: DeployRCNN, flavour: str, batch: int | str = 1) -> onn
     if flavour not in FLAVOURS:
         raise ExportError(f"unknown flavour {flavour!r}; choose from {', '.join(FLAVOURS)}")
     example_batch = 2 if batch == "dynamic" else int(batch)
-    example = deploy.example_input(example_batch)
+    example = deploy.example_inputs(example_batch)
     dynamic_shapes = None
     if batch == "dynamic":
-        dynamic_shapes = ({0: torch.export.Dim("batch", min=1, max=64)},)
+        dim = torch.export.Dim("batch", min=1, max=64)
+        dynamic_shapes = tuple({0: dim} for _ in example)
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
             deploy.eval(),
-            (example,),
+            example,
             dynamo=True,
             opset_version=OPSET,
-            input_names=["images"],
+            input_names=deploy.input_names,
             output_names=deploy.output_names,
             dynamic_shapes=dynamic_shapes,
             custom_translation_table=ops.translation_table(flavour),
@@ -113,6 +121,23 @@ def _probe_input(deploy: DeployRCNN, batch: int | str) -> np.ndarray:
     return rng.standard_normal(size=(n, *deploy.input_shape)).astype(np.float32)
 
 
+def probe_feed(deploy: DeployRCNN, batch: int | str) -> dict[str, np.ndarray]:
+    """Every input of a probe run; in Fast R-CNN mode seeded random boxes inside the valid image,
+    a different count per image so that padding rows are exercised too."""
+    images = _probe_input(deploy, batch)
+    feed = {INPUT_NAME: images}
+    if deploy.external_proposals:
+        rng = np.random.default_rng(1)
+        n, rows = images.shape[0], deploy.options.max_proposals
+        g = deploy.geometry
+        size = np.array([g.valid_width, g.valid_height] * 2, dtype=np.float32)
+        # Two corners sorted per coordinate: (x1, y1) <= (x2, y2).
+        boxes = np.sort(rng.uniform(0.0, 1.0, size=(n, rows, 2, 2)), axis=2).reshape(n, rows, 4)
+        feed[PROPOSALS_NAME] = (boxes * size).astype(np.float32)
+        feed[PROPOSAL_COUNT_NAME] = np.array([max(rows - 3 * i, 1) for i in range(n)], dtype=np.int64)
+    return feed
+
+
 def same_detections(a: list[np.ndarray], b: list[np.ndarray], tolerance: float = SIMPLIFY_TOLERANCE) -> bool:
     """Equal counts and equal valid rows (within ``tolerance``) for every output."""
     if not np.array_equal(a[0], b[0]):
@@ -150,7 +175,7 @@ def simplify(
     original, simplified = session_for(model, flavour), session_for(slim, flavour)
     if original is None or simplified is None:
         return slim, "simplified; plugin CPU ops unavailable, so checked structurally only"
-    feed = {"images": _probe_input(deploy, batch)}
+    feed = probe_feed(deploy, batch)
     if not same_detections(original.run(None, feed), simplified.run(None, feed)):
         return model, "onnxslim changed the detections; kept the unsimplified graph"
     return slim, "simplified; detections unchanged on a probe batch"

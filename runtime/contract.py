@@ -33,7 +33,10 @@ CONFIG_KEY = "edgercnn.config"  # ONNX metadata_props key holding the config JSO
 FORMAT_KEY = "edgercnn.format_version"  # metadata_props key repeating the version, for tools
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")  # serialized TensorRT engines
 SIDECAR_SUFFIX = ".json"  # ``model.engine`` carries its config in ``model.engine.json``
-INPUT_NAME = "images"  # the graph's one input
+INPUT_NAME = "images"  # the graph's image input (the only input of an RPN graph)
+# Fast R-CNN mode (``proposals.source == "external"``): two more inputs, in this order.
+PROPOSALS_NAME = "proposals"  # [N, P, 4] float32 x1, y1, x2, y2 in graph-input pixels, padded
+PROPOSAL_COUNT_NAME = "num_proposals"  # [N] int64: the valid rows of each image's proposals
 DYNAMIC_BATCH = "dynamic"  # the ``batch`` value of a graph with a dynamic batch dimension
 MASK_SIZE = 28  # torchvision's mask head output, M in ``masks [N, K, M, M]``
 
@@ -79,6 +82,20 @@ class EnginePrecision(_Value):
     INT8 = "int8"
 
 
+class ProposalSource(_Value):
+    """``proposals.source``: the graph's own RPN (Faster R-CNN) or boxes fed in (Fast R-CNN mode)."""
+
+    RPN = "rpn"
+    EXTERNAL = "external"
+
+
+class RoIOp(_Value):
+    """``roi_op``: how every RoI is pooled: torchvision's RoIAlign or Fast R-CNN's RoIPool (max)."""
+
+    ALIGN = "align"
+    POOL = "pool"
+
+
 class InputDtype(_Value):
     """``input.dtype``: normalized RGB floats, or camera BGR bytes normalized inside the graph."""
 
@@ -89,6 +106,10 @@ class InputDtype(_Value):
 ARCHITECTURES: tuple[str, ...] = tuple(k.value for k in Kind)
 FLAVOURS: tuple[str, ...] = tuple(f.value for f in Flavour)
 INPUT_DTYPES: tuple[str, ...] = tuple(d.value for d in InputDtype)
+PROPOSAL_SOURCES: tuple[str, ...] = tuple(p.value for p in ProposalSource)
+ROI_OPS: tuple[str, ...] = tuple(r.value for r in RoIOp)
+# The ``multi_level_roi_align`` mode of each ``roi_op``.
+ROI_OP_MODES: Mapping[str, str] = MappingProxyType({RoIOp.ALIGN.value: "avg", RoIOp.POOL.value: "max"})
 # Channel order each input dtype arrives in (``input.color``).
 INPUT_COLORS: Mapping[str, str] = MappingProxyType(
     {InputDtype.FLOAT32.value: "RGB", InputDtype.UINT8.value: "BGR"}
@@ -328,6 +349,9 @@ class ModelConfig:
     mask_size: int = MASK_SIZE
     num_keypoints: int | None = None  # keypointrcnn files from before this key have none
     thresholds: dict[str, float] = field(default_factory=dict)
+    proposals: str = ProposalSource.RPN.value  # a ProposalSource value
+    max_proposals: int | None = None  # P of the proposals input (external proposals only)
+    roi_op: str = RoIOp.ALIGN.value
     versions: dict[str, Any] = field(default_factory=dict)
     source: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict, compare=False)  # the JSON as read, extra keys too
@@ -339,6 +363,11 @@ class ModelConfig:
     @property
     def has_keypoints(self) -> bool:
         return KEYPOINTS in self.outputs or KEYPOINT_HEATMAPS in self.outputs
+
+    @property
+    def wants_proposals(self) -> bool:
+        """The graph takes ``proposals`` and ``num_proposals`` inputs (Fast R-CNN mode)."""
+        return self.proposals == ProposalSource.EXTERNAL.value
 
     @property
     def head(self) -> Head:
@@ -367,6 +396,16 @@ class ModelConfig:
         for key in self.head.config_keys:
             if extras[key] is not None:
                 data[key] = extras[key]
+        # Written only when they differ from an RPN graph's, so older files and readers are unchanged.
+        if self.wants_proposals:
+            data["proposals"] = {
+                "source": str(self.proposals),
+                "max_proposals": self.max_proposals,
+                "inputs": [PROPOSALS_NAME, PROPOSAL_COUNT_NAME],
+                "coordinates": "graph_input",
+            }
+        if self.roi_op != RoIOp.ALIGN.value:
+            data["roi_op"] = str(self.roi_op)
         return data
 
     @classmethod
@@ -444,6 +483,18 @@ class ModelConfig:
                     raise fail(f"has thresholds.{key} {value!r} (must be a number)")
                 if key.endswith("_thresh") and not (math.isfinite(value) and 0 <= value <= 1):
                     raise fail(f"has thresholds.{key} {value!r} (must be finite, in [0, 1])")
+            proposals = data.get("proposals", {"source": ProposalSource.RPN.value})
+            if not isinstance(proposals, dict):
+                raise fail("has a 'proposals' value that is not an object")
+            source = str(proposals.get("source", ProposalSource.RPN.value))
+            if source not in PROPOSAL_SOURCES:
+                raise fail(f"has proposals.source {source!r} (expected {' or '.join(PROPOSAL_SOURCES)})")
+            max_proposals = proposals.get("max_proposals")
+            if source == ProposalSource.EXTERNAL.value and (max_proposals is None or int(max_proposals) < 1):
+                raise fail("has external proposals but no positive proposals.max_proposals")
+            roi_op = str(data.get("roi_op", RoIOp.ALIGN.value))
+            if roi_op not in ROI_OPS:
+                raise fail(f"has roi_op {roi_op!r} (expected {' or '.join(ROI_OPS)})")
             return cls(
                 path=path,
                 architecture=arch,
@@ -459,6 +510,9 @@ class ModelConfig:
                 mask_size=int(data.get("mask_size", MASK_SIZE)),
                 num_keypoints=None if num_keypoints is None else int(num_keypoints),
                 thresholds=thresholds,
+                proposals=source,
+                max_proposals=None if max_proposals is None else int(max_proposals),
+                roi_op=roi_op,
                 versions=dict(data.get("versions", {})),
                 source=dict(data.get("source", {})),
                 raw=data,

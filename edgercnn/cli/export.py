@@ -17,6 +17,7 @@ from typing import Any
 
 from edgercnn.cli.args import add_model_options, batch_arg, parse_batch, parse_size, source_size_arg
 from edgercnn.export.deploy.errors import ExportError
+from edgercnn.export.deploy.model import DEFAULT_MAX_PROPOSALS
 from edgercnn.export.model_source import resolve_source
 from edgercnn.runtime.validators import existing_dir_arg, existing_file_arg, output_dir_arg
 
@@ -40,6 +41,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--flavour", default="portable", help="comma-separated: portable,tensorrt (default portable)"
     )
     g.add_argument("--no-simplify", action="store_true", help="skip onnxslim simplification")
+    f = p.add_argument_group("Fast R-CNN mode (docs/model-format.md)")
+    f.add_argument(
+        "--proposals",
+        choices=("rpn", "external"),
+        default="rpn",
+        help="rpn: the model's own RPN (default); external: the graph takes proposals [N, P, 4] and "
+        "num_proposals [N] as inputs instead (e.g. motion regions from 'edgercnn run')",
+    )
+    f.add_argument(
+        "--max-proposals",
+        type=int,
+        default=DEFAULT_MAX_PROPOSALS,
+        help=f"P, the padded proposal count of --proposals external (default {DEFAULT_MAX_PROPOSALS})",
+    )
+    f.add_argument(
+        "--roi-op",
+        choices=("align", "pool"),
+        default="align",
+        help="align: torchvision's RoIAlign (default); pool: Fast R-CNN's RoIPool (max per bin)",
+    )
     g.add_argument(
         "--out",
         type=output_dir_arg,
@@ -180,6 +201,11 @@ def export_files(args: argparse.Namespace) -> list[Any]:
     if unknown or not flavours:
         raise ExportError(f"unknown flavour(s) {unknown}; choose from {', '.join(FLAVOURS)}")
     batch = parse_batch(args.batch)
+    if args.precision == "int8" and args.proposals == "external":
+        raise ExportError(
+            "--precision int8 calibrates on images alone; a --proposals external graph also needs "
+            "proposals per image, which calibration does not feed yet: export it in fp32 or fp16"
+        )
     if args.precision == "int8" and args.calib is None:  # before the export, not after it
         raise ExportError(
             "--precision int8 needs --calib DIR (e.g. calib_data/synth, or 'edgercnn calibrate')"
@@ -210,8 +236,18 @@ def export_files(args: argparse.Namespace) -> list[Any]:
         height, width = source.source_size
     else:
         height, width = int(model.transform.min_size[-1]), int(model.transform.max_size)
-    steps(f"deploy graph for {width}x{height} source, batch {batch}, {args.input_dtype} input")
-    deploy = DeployRCNN(model, DeployOptions(height, width, args.input_dtype, args.keypoint_decode)).eval()
+    mode = f", external proposals (P={args.max_proposals})" if args.proposals == "external" else ""
+    steps(f"deploy graph for {width}x{height} source, batch {batch}, {args.input_dtype} input{mode}")
+    options = DeployOptions(
+        height,
+        width,
+        args.input_dtype,
+        args.keypoint_decode,
+        proposals=args.proposals,
+        max_proposals=args.max_proposals,
+        roi_op=args.roi_op,
+    )
+    deploy = DeployRCNN(model, options).eval()
     check_finite_outputs(deploy, str(source.checkpoint or source.architecture))
     class_names = source.class_names or metadata.default_class_names(deploy.num_classes)
     results = []

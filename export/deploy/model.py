@@ -20,13 +20,27 @@ from edgercnn.export.deploy.keypoints import WINDOW_RADIUS
 from edgercnn.export.deploy.preprocess import INPUT_DTYPES, InputAdapter
 from edgercnn.export.deploy.roi_heads import StaticBoxHead, StaticKeypointHead, StaticMaskHead, StaticRoIPool
 from edgercnn.export.deploy.rpn import StaticRPN
-from edgercnn.runtime.contract import KEYPOINT_HEATMAPS, KEYPOINTS, head_of
+from edgercnn.runtime.contract import (
+    INPUT_NAME,
+    KEYPOINT_HEATMAPS,
+    KEYPOINTS,
+    PROPOSAL_COUNT_NAME,
+    PROPOSAL_SOURCES,
+    PROPOSALS_NAME,
+    ROI_OPS,
+    ProposalSource,
+    RoIOp,
+    head_of,
+)
 from torch import nn
 from torchvision.models.detection.generalized_rcnn import GeneralizedRCNN
 
 # Local maxima of each keypoint heatmap around which the upsampled map is searched.
 DEFAULT_KEYPOINT_CANDIDATES = 8
 KEYPOINT_DECODES = ("host", "graph")
+# P of a Fast R-CNN mode graph when the user names none: torchvision's post-NMS RPN count of 1000
+# is far more than a camera's motion regions; 300 is the reference models' RPN count.
+DEFAULT_MAX_PROPOSALS = 300
 
 
 @dataclass(frozen=True)
@@ -43,6 +57,10 @@ class DeployOptions:
     keypoint_candidates: int = DEFAULT_KEYPOINT_CANDIDATES
     # Heatmap cells searched around each candidate; None searches whole RoIs (exact, costly).
     keypoint_window_radius: float | None = WINDOW_RADIUS
+    # Fast R-CNN mode: "external" replaces the RPN by ``proposals [N, P, 4]`` + ``num_proposals [N]``.
+    proposals: str = ProposalSource.RPN.value
+    max_proposals: int = DEFAULT_MAX_PROPOSALS
+    roi_op: str = RoIOp.ALIGN.value
 
 
 def architecture_kind(model: nn.Module) -> str:
@@ -72,6 +90,7 @@ class DeployRCNN(nn.Module):
             raise UnsupportedModelError(
                 f"keypoint decode must be one of {KEYPOINT_DECODES}, got {options.keypoint_decode!r}"
             )
+        _check_proposal_options(options)
         model = model.eval()
         transform = model.transform
         self.geometry: InputGeometry = input_geometry(transform, options.source_height, options.source_width)
@@ -82,18 +101,26 @@ class DeployRCNN(nn.Module):
         self.backbone = model.backbone
 
         feature_names, feature_shapes = self._probe_features()
-        self.rpn = StaticRPN(model.rpn, self.geometry, feature_shapes)
+        self.rpn: StaticRPN | None = None
+        if self.external_proposals:
+            num_proposals = options.max_proposals
+        else:
+            self.rpn = StaticRPN(model.rpn, self.geometry, feature_shapes)
+            num_proposals = self.rpn.post_nms_top_n
         heads = model.roi_heads
         self.num_classes = _num_classes(heads)
-        box_pool = StaticRoIPool(heads.box_roi_pool, feature_names, feature_shapes, self.geometry)
-        self.box_head = StaticBoxHead(heads, box_pool, self.geometry, self.rpn.post_nms_top_n)
+        roi_op = options.roi_op
+        box_pool = StaticRoIPool(heads.box_roi_pool, feature_names, feature_shapes, self.geometry, roi_op)
+        self.box_head = StaticBoxHead(heads, box_pool, self.geometry, num_proposals)
         self.mask_head: StaticMaskHead | None = None
         self.keypoint_head: StaticKeypointHead | None = None
         if self.kind == "maskrcnn":
-            pool = StaticRoIPool(heads.mask_roi_pool, feature_names, feature_shapes, self.geometry)
+            pool = StaticRoIPool(heads.mask_roi_pool, feature_names, feature_shapes, self.geometry, roi_op)
             self.mask_head = StaticMaskHead(heads, pool)
         elif self.kind == "keypointrcnn":
-            pool = StaticRoIPool(heads.keypoint_roi_pool, feature_names, feature_shapes, self.geometry)
+            pool = StaticRoIPool(
+                heads.keypoint_roi_pool, feature_names, feature_shapes, self.geometry, roi_op
+            )
             self.keypoint_head = StaticKeypointHead(
                 heads, pool, self.geometry, options.keypoint_candidates, options.keypoint_window_radius,
                 decode_in_graph=options.keypoint_decode == "graph",
@@ -110,6 +137,17 @@ class DeployRCNN(nn.Module):
         return names
 
     @property
+    def external_proposals(self) -> bool:
+        """Fast R-CNN mode: proposals come in as graph inputs instead of from the RPN."""
+        return self.options.proposals == ProposalSource.EXTERNAL.value
+
+    @property
+    def input_names(self) -> list[str]:
+        if self.external_proposals:
+            return [INPUT_NAME, PROPOSALS_NAME, PROPOSAL_COUNT_NAME]
+        return [INPUT_NAME]
+
+    @property
     def input_shape(self) -> tuple[int, int, int]:
         return 3, self.geometry.height, self.geometry.width
 
@@ -120,6 +158,18 @@ class DeployRCNN(nn.Module):
     def example_input(self, batch: int = 1) -> torch.Tensor:
         """A zero batch of the graph's input shape and dtype (for tracing and tests)."""
         return torch.zeros((batch, *self.input_shape), dtype=self.input_dtype)
+
+    def example_inputs(self, batch: int = 1) -> tuple[torch.Tensor, ...]:
+        """Every graph input for tracing: the image batch, plus full-image proposals in Fast R-CNN
+        mode (any valid boxes do; the shapes are what tracing fixes)."""
+        images = self.example_input(batch)
+        if not self.external_proposals:
+            return (images,)
+        g = self.geometry
+        whole = torch.tensor([0.0, 0.0, float(g.valid_width), float(g.valid_height)])
+        proposals = whole.expand(batch, self.options.max_proposals, 4).clone()
+        count = torch.full((batch,), self.options.max_proposals, dtype=torch.int64)
+        return images, proposals, count
 
     def _probe_features(self) -> tuple[list[str], list[torch.Size]]:
         """Feature map names and shapes for this input size (one backbone run on zeros)."""
@@ -132,10 +182,20 @@ class DeployRCNN(nn.Module):
             )
         return list(features.keys()), [f.shape for f in features.values()]
 
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def forward(
+        self,
+        images: torch.Tensor,
+        proposals: torch.Tensor | None = None,
+        proposal_count: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, ...]:
+        """``proposals [N, P, 4]`` (graph-input pixels) and ``proposal_count [N]`` in Fast R-CNN
+        mode only; an RPN graph computes them."""
         x = self.adapter(images)
         features = list(self.backbone(x).values())
-        proposals, proposal_count = self.rpn(features)
+        if self.rpn is not None:
+            proposals, proposal_count = self.rpn(features)
+        elif proposals is None or proposal_count is None:
+            raise UnsupportedModelError("this deploy graph takes proposals and their count (Fast R-CNN mode)")
         count, boxes, scores, labels = self.box_head(features, proposals, proposal_count)
         outputs: tuple[torch.Tensor, ...] = (count, boxes, scores, labels)
         if self.mask_head is not None:
@@ -143,6 +203,17 @@ class DeployRCNN(nn.Module):
         if self.keypoint_head is not None:
             outputs += (self.keypoint_head(features, boxes),)
         return outputs
+
+
+def _check_proposal_options(options: DeployOptions) -> None:
+    if options.proposals not in PROPOSAL_SOURCES:
+        raise UnsupportedModelError(
+            f"proposals must be one of {', '.join(PROPOSAL_SOURCES)}, got {options.proposals!r}"
+        )
+    if options.roi_op not in ROI_OPS:
+        raise UnsupportedModelError(f"RoI op must be one of {', '.join(ROI_OPS)}, got {options.roi_op!r}")
+    if options.max_proposals < 1:
+        raise UnsupportedModelError(f"max proposals must be at least 1, got {options.max_proposals}")
 
 
 def _num_classes(heads: nn.Module) -> int:

@@ -23,6 +23,7 @@ from edgercnn.export.deploy.errors import UnsupportedModelError
 from edgercnn.export.deploy.geometry import InputGeometry
 from edgercnn.export.deploy.keypoints import heatmaps_to_keypoints_static
 from edgercnn.export.deploy.mask_predictor import ShuffledMaskPredictor, is_standard_predictor
+from edgercnn.runtime.contract import ROI_OP_MODES, RoIOp
 from torch import nn
 from torchvision.models.detection.roi_heads import RoIHeads
 from torchvision.ops import MultiScaleRoIAlign
@@ -33,7 +34,11 @@ MIN_DETECTION_SIDE = 1e-2
 
 
 class StaticRoIPool(nn.Module):
-    """A ``MultiScaleRoIAlign`` as one fused op on ``[N, R, 4]`` boxes, scales fixed for the input size."""
+    """A ``MultiScaleRoIAlign`` as one fused op on ``[N, R, 4]`` boxes, scales fixed for the input size.
+
+    ``roi_op="pool"`` keeps the pooler's levels, scales and output size but max-pools each bin
+    (``torchvision.ops.roi_pool``, Fast R-CNN's RoI Pooling) instead of sampling it bilinearly.
+    """
 
     def __init__(
         self,
@@ -41,8 +46,12 @@ class StaticRoIPool(nn.Module):
         feature_names: list[str],
         feature_shapes: list[torch.Size],
         geometry: InputGeometry,
+        roi_op: str = RoIOp.ALIGN.value,
     ) -> None:
         super().__init__()
+        if roi_op not in ROI_OP_MODES:
+            raise UnsupportedModelError(f"RoI op must be one of {', '.join(ROI_OP_MODES)}, got {roi_op!r}")
+        self.mode = ROI_OP_MODES[roi_op]
         if not isinstance(pooler, MultiScaleRoIAlign):
             raise UnsupportedModelError(
                 f"RoI pooler {type(pooler).__name__} is not torchvision's MultiScaleRoIAlign; "
@@ -73,7 +82,7 @@ class StaticRoIPool(nn.Module):
             self.scales,
             self.sampling_ratio,
             aligned=False,
-            mode="avg",
+            mode=self.mode,
             canonical_scale=self.canonical_scale,
             canonical_level=self.canonical_level,
         )

@@ -52,7 +52,11 @@ class BackendOptions:
 
 @runtime_checkable
 class Backend(Protocol):
-    """Loaded model that runs one batch: ``infer`` maps the image batch to the named outputs."""
+    """Loaded model that runs one batch: ``infer`` maps the image batch to the named outputs.
+
+    A backend with ``takes_proposals = True`` also accepts every input by name (a dict), which a
+    Fast R-CNN mode model needs (``proposals``, ``num_proposals``); ``Detector`` checks for it.
+    """
 
     name: str  # e.g. "onnxruntime[CPUExecutionProvider]"
     inputs: list[TensorSpec]

@@ -86,10 +86,16 @@ class OnnxRuntimeBackend:
             ) from exc
         return plugin_ops.create_session(model_path, sess_options, providers)
 
-    def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        if batch.dtype != self._input_dtype:
-            batch = batch.astype(self._input_dtype)
-        values = self.session.run(self._output_names, {self._input_name: batch})
+    # Feeds every graph input by name: a Fast R-CNN mode graph's proposals too.
+    takes_proposals = True
+
+    def infer(self, batch: np.ndarray | dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """``batch`` is the image batch, or every input by name (images plus proposals)."""
+        feed = dict(batch) if isinstance(batch, dict) else {self._input_name: batch}
+        images = feed[self._input_name]
+        if images.dtype != self._input_dtype:
+            feed[self._input_name] = images.astype(self._input_dtype)
+        values = self.session.run(self._output_names, feed)
         return dict(zip(self._output_names, values, strict=True))
 
     def close(self) -> None:

@@ -88,6 +88,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="frame rate of written videos (default: the source's)",
     )
     p.add_argument("--max-frames", type=positive_int_arg, default=None, help="stop after this many frames")
+    p.add_argument(
+        "--proposals",
+        choices=("auto", "motion"),
+        default="auto",
+        help="where a Fast R-CNN mode model's proposals come from: motion = moving regions of each "
+        "stream (OpenCV MOG2 background subtraction); auto (default) = motion when the model takes "
+        "proposals, the model's own RPN otherwise",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     s = p.add_argument_group("service (live streams)")
     s.add_argument(
@@ -244,6 +252,11 @@ def run(args: argparse.Namespace) -> int:
         for line in plan.notes:
             report(line)
         service = build_service(plan, detector, report)
+        service.proposer = _proposer(args, detector)
+        if service.proposer is not None:
+            report(
+                f"proposals: motion regions of each stream (at most {detector.config.max_proposals} a frame)"
+            )
     except BaseException:
         detector.close()
         raise
@@ -279,6 +292,21 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {len(failed)} stream(s) failed for good: {names}", file=sys.stderr)
         return 1
     return 0 if service.frames > 0 else 1
+
+
+def _proposer(args: argparse.Namespace, detector: Any) -> Any:
+    """Motion proposals for a Fast R-CNN mode model; ``--proposals motion`` with an RPN model is refused."""
+    wanted = getattr(args, "proposals", "auto")
+    if not detector.wants_proposals:
+        if wanted == "motion":
+            raise UsageError(
+                f"--proposals motion: {args.model} runs its own RPN; export it with "
+                "'edgercnn export --proposals external' to feed it motion regions"
+            )
+        return None
+    from ..motion import StreamMotionProposals
+
+    return StreamMotionProposals(max_proposals=detector.config.max_proposals)
 
 
 def _frame_hook(service: Any, progress: Any, show: bool) -> Any:

@@ -79,6 +79,8 @@ class Service:
         self.on_frame = on_frame
         self.annotate_all = annotate_all
         self.metrics: ServiceMetrics | None = None
+        # Fast R-CNN mode: a frame's proposals (``motion.StreamMotionProposals``), None for RPN models.
+        self.proposer: Callable[[Frame], np.ndarray] | None = None
         self.times = StageTimes()
         self.tallies: dict[str, StreamTally] = {}
         self.frames = 0
@@ -185,8 +187,11 @@ class Service:
         if not frames:
             return
         t0 = time.perf_counter()
+        extra: dict[str, object] = {}
+        if self.proposer is not None:
+            extra["proposals"] = [self.proposer(f) for f in frames]
         results = self.detector.detect(  # type: ignore[attr-defined]
-            [f.image for f in frames], score_threshold=self._score, classes=self._classes
+            [f.image for f in frames], score_threshold=self._score, classes=self._classes, **extra
         )
         batch_s = time.perf_counter() - t0
         n = len(frames)

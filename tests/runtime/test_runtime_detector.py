@@ -64,8 +64,8 @@ def test_gpu_providers_asked_for_but_missing_is_a_clear_error(tmp_path):
 def test_unknown_backend_and_bad_threads_are_refused(tmp_path):
     raw = tiny_config()
     model = make_tiny_onnx(tmp_path / "m.onnx", raw, tiny_outputs(raw, 1))
-    with pytest.raises(BackendError, match="unknown backend 'openvino'"):
-        open_backend(model, backend="openvino")
+    with pytest.raises(BackendError, match="unknown backend 'coreml'"):
+        open_backend(model, backend="coreml")
     with pytest.raises(BackendError, match="threads"):
         open_backend(model, threads=0)
     backend = open_backend(model, threads=1, device="cpu")
