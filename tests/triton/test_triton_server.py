@@ -198,7 +198,7 @@ def test_bad_requests_get_a_clear_error_and_the_server_keeps_serving(server, fra
         "shape": ([wrong_shape], "shape"),
         "corrupt JPEG": (
             [_image_input(grpcclient, b"\xff\xd8\xff\xe0 not really a jpeg")],
-            "not a decodable image",
+            "not a usable image (truncated JPEG",
         ),
         "both inputs": ([_image_input(grpcclient, _png(frames[0])), frame], "exactly one of"),
     }
