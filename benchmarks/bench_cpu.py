@@ -68,16 +68,25 @@ def bench_frame(width: int, height: int) -> np.ndarray:
     return cv2.resize(frame, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
-def load_model(arch: str) -> tuple[Any, str]:
+def _card(arch: str) -> Path:
+    return REPO / "models" / f"{arch}.json"
+
+
+def weights_description(arch: str) -> str:
+    card = _card(arch)
+    return f"trained weights ({card.name})" if card.exists() else "seeded random weights"
+
+
+def load_model(arch: str) -> Any:
     """The card's trained weights for ``ref_*`` models, else seeded random weights."""
     import torch
     from edgercnn.export.refmodels import architectures
 
-    card = REPO / "models" / f"{arch}.json"
+    card = _card(arch)
     if card.exists():
-        return architectures.build_from_card(architectures.load_card(card)), f"trained weights ({card.name})"
+        return architectures.build_from_card(architectures.load_card(card))
     torch.manual_seed(0)
-    return architectures.build_model(arch).eval(), "seeded random weights"
+    return architectures.build_model(arch).eval()
 
 
 # --- artifacts (parent) ------------------------------------------------------------------------
@@ -91,7 +100,7 @@ def prepare(args: argparse.Namespace, work: Path, paths: list[str], frame: np.nd
     from edgercnn.export.onnx_export import export_onnx
 
     seconds: dict[str, float] = {}
-    model, _ = load_model(args.arch)
+    model = load_model(args.arch)
     height, width = frame.shape[:2]
     wanted = {DETECTOR_PATHS[p][0] for p in paths if p in DETECTOR_PATHS}
     if any(w.startswith("model.") for w in wanted):
@@ -163,7 +172,7 @@ def make_runner(path: str, work: Path, arch: str, threads: int, frame: np.ndarra
         name = session.get_inputs()[0].name
         x = rgb.numpy()
         return lambda: {"detections": len(session.run(None, {name: x})[1])}
-    model, _ = load_model(arch)
+    model = load_model(arch)
     if path == "compile":
         model = torch.compile(model)
 
@@ -340,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     frame = bench_frame(width, height)
     print(f"preparing {', '.join(paths)} in {work}", file=sys.stderr)
     prepare(args, work, paths, frame)
-    _, weights = load_model(args.arch)
+    weights = weights_description(args.arch)
     lines = [
         f"`python benchmarks/bench_cpu.py {' '.join(shlex.quote(a) for a in (argv or sys.argv[1:]))}`; "
         f"{platform.machine()} ({os.cpu_count()} CPUs), {platform.python_version()}, model {args.arch} "

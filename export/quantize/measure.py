@@ -13,7 +13,6 @@ import json
 import os
 import statistics
 import tempfile
-import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,18 +35,6 @@ def open_session(path: str | Path, threads: int = 2, profile_dir: str | None = N
     )
 
     return create_session(path, options, ["CPUExecutionProvider"])
-
-
-def latency_ms(path: str | Path, feed: dict[str, np.ndarray], threads: int = 2, runs: int = 5) -> float:
-    """Median wall time of one inference, after one warm-up run."""
-    session = open_session(path, threads)
-    session.run(None, feed)
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        session.run(None, feed)
-        times.append((time.perf_counter() - start) * 1000.0)
-    return float(statistics.median(times))
 
 
 def compare_latency(
